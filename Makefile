@@ -1,0 +1,117 @@
+# 借呗助手: the commands people and CI run (README lists them).
+#   make run    install, train if needed, chat in the terminal (rasa shell)
+#   make test   install, train if needed, every check
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+RASA := $(VENV)/bin/rasa
+MODEL := models/jiebei.tar.gz
+SPACY_MODEL := build/spacy_zh
+RESULTS := results
+
+export PYTHONPATH := $(CURDIR)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONWARNINGS ?= ignore::DeprecationWarning
+export ACTION_ENDPOINT_URL ?= http://127.0.0.1:5055/webhook
+RASA_PORT ?= 5005
+ACTION_PORT ?= 5055
+# `make run ID=demo_account_frozen` chats as that conversation id.
+ID ?=
+
+# A Python 3.10 interpreter: python3.10 on PATH (a pyenv shim counts only if it
+# runs), else any pyenv-installed 3.10.
+PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/local/bin/python3.10 /usr/bin/python3.10; do \
+  $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+
+MODEL_INPUTS := config.yml $(shell find domain data nlu -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' -o -name '*.jsonl' \) 2>/dev/null)
+
+.PHONY: help install spacy train run serve actions test lint typecheck pytest validate nlu-test story-test bench lock clean
+
+help:
+	@echo "make run      install, train if needed, chat in the terminal"
+	@echo "make test     install, train if needed, run every check"
+	@echo "make install | train | serve | lint | bench | clean"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	@if [ -z "$(PYTHON310)" ]; then echo "error: Python 3.10 not found: install it (apt-get install python3.10 python3.10-venv, or pyenv install 3.10) and run make again" >&2; exit 1; fi
+	@echo "==> creating $(VENV) with $(PYTHON310)"
+	$(PYTHON310) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip wheel
+	@echo "==> installing pinned dependencies (a few minutes on a fresh machine)"
+	$(PY) -m pip install -r requirements-dev.txt -c constraints.txt
+	@touch $@
+
+spacy: $(SPACY_MODEL)/meta.json
+
+$(SPACY_MODEL)/meta.json: nlu/spacy_patterns.jsonl nlu/build_spacy.py $(VENV)/.installed
+	@echo "==> building the spaCy pipeline from nlu/spacy_patterns.jsonl"
+	$(PY) -m nlu.build_spacy $(SPACY_MODEL)
+
+train: $(MODEL)
+
+# Retrains only when config, domain, data or NLU code changed.
+$(MODEL): $(MODEL_INPUTS) $(SPACY_MODEL)/meta.json $(VENV)/.installed
+	@echo "==> training (fixed random seeds; a few minutes on 2 cores)"
+	$(RASA) train --config config.yml --domain domain --data data --out models --fixed-model-name jiebei
+	@touch $@
+
+actions: install
+	$(RASA) run actions --port $(ACTION_PORT)
+
+run: train
+	@mkdir -p .rasa
+	@echo "==> starting the action server on :$(ACTION_PORT) (log: .rasa/actions.log)"
+	@$(RASA) run actions --port $(ACTION_PORT) > .rasa/actions.log 2>&1 & pid=$$!; \
+	  trap 'kill $$pid 2>/dev/null' EXIT; \
+	  echo "==> starting rasa shell: type in Chinese, Ctrl-D to quit"; \
+	  $(RASA) shell --model $(MODEL) --endpoints endpoints.yml $(if $(ID),--conversation-id $(ID),)
+
+serve: train
+	@echo "==> action server :$(ACTION_PORT), Rasa :$(RASA_PORT) (REST + socket.io, --enable-api); Ctrl-C stops both"
+	@$(RASA) run actions --port $(ACTION_PORT) & a=$$!; \
+	  $(RASA) run --enable-api -i 127.0.0.1 -p $(RASA_PORT) --model $(MODEL) \
+	    --credentials credentials.yml --endpoints endpoints.yml & r=$$!; \
+	  trap 'kill $$a $$r 2>/dev/null; wait' INT TERM EXIT; \
+	  wait
+
+# Every check. Cheap ones first so they fail fast; the model-based ones last.
+test: lint pytest validate nlu-test story-test
+	@echo "==> all checks passed"
+
+lint: install
+	@echo "==> ruff"
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@echo "==> mypy"
+	$(VENV)/bin/mypy
+
+pytest: install $(SPACY_MODEL)/meta.json
+	@echo "==> pytest"
+	$(VENV)/bin/pytest
+
+validate: install
+	@echo "==> rasa data validate"
+	$(PY) -m scripts.validate
+
+nlu-test: train
+	@echo "==> NLU on the held-out test file (gate: macro-F1 >= 0.95)"
+	$(RASA) test nlu --model $(MODEL) --nlu tests/nlu_test --out $(RESULTS)/nlu --no-plot
+	$(PY) -m scripts.eval_nlu --model $(MODEL) --data tests/nlu_test --out $(RESULTS)/nlu_eval.json --min-f1 0.95
+
+story-test: train
+	@echo "==> test stories (--fail-on-prediction-errors)"
+	$(RASA) test core --model $(MODEL) --stories tests/stories --out $(RESULTS)/core --fail-on-prediction-errors --no-plot
+
+bench: train
+	$(PY) -m scripts.bench
+
+lock: install
+	(echo "# Full transitive lock of the venv (pip install -c constraints.txt). Regenerate with: make lock"; \
+	  $(PY) -m pip freeze | sort -f) > constraints.txt
+
+clean:
+	rm -rf models build results .rasa .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""NLU pieces of this project: input normaliser, Rasa components, spaCy build."""

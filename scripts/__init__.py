@@ -1,0 +1,1 @@
+"""Project scripts run by make (evaluation, validation, benchmarks)."""

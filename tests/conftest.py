@@ -1,0 +1,58 @@
+"""Shared test helpers: a tracker factory and the loaded domain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_domain() -> Dict[str, Any]:
+    """The domain folder merged the way Rasa merges it (responses, intents, …)."""
+    merged: Dict[str, Any] = {
+        "intents": [],
+        "entities": [],
+        "actions": [],
+        "responses": {},
+    }
+    for path in sorted((ROOT / "domain").glob("*.yml")):
+        part = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for key in ("intents", "entities", "actions"):
+            merged[key].extend(part.get(key, []))
+        merged["responses"].update(part.get("responses", {}))
+    return merged
+
+
+def make_tracker(
+    sender_id: str = "test_user",
+    slots: Dict[str, Any] | None = None,
+    latest_message: Dict[str, Any] | None = None,
+    events: List[Dict[str, Any]] | None = None,
+) -> Tracker:
+    """A rasa_sdk Tracker as the action server would receive it."""
+    return Tracker(
+        sender_id=sender_id,
+        slots=slots or {},
+        latest_message=latest_message or {},
+        events=events or [],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name=None,
+    )
+
+
+@pytest.fixture
+def domain() -> Dict[str, Any]:
+    return load_domain()
+
+
+@pytest.fixture
+def dispatcher() -> CollectingDispatcher:
+    return CollectingDispatcher()
