@@ -27,7 +27,9 @@ PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 
 MODEL_INPUTS := config.yml $(shell find domain data nlu -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' -o -name '*.jsonl' \) 2>/dev/null)
 
-.PHONY: help install spacy train run serve actions test lint typecheck pytest validate nlu-test story-test bench lock clean
+ACCOUNT_DB := .rasa/accounts.db
+
+.PHONY: help install spacy train db run serve actions test lint typecheck pytest validate nlu-test story-test e2e stories bench lock clean
 
 help:
 	@echo "make run      install, train if needed, chat in the terminal"
@@ -53,16 +55,25 @@ $(SPACY_MODEL)/meta.json: nlu/spacy_patterns.jsonl nlu/build_spacy.py $(VENV)/.i
 
 train: $(MODEL)
 
+# The embedded account store (SQLite) with the demo accounts; reseeded when
+# the fixtures change. ACCOUNT_DB_URL set to PostgreSQL seeds that instead.
+db: $(ACCOUNT_DB)
+
+$(ACCOUNT_DB): actions/services/fixtures/accounts.json actions/services/accounts.py $(VENV)/.installed
+	@echo "==> seeding the account store"
+	$(PY) -m actions.services.accounts seed
+	@touch $@
+
 # Retrains only when config, domain, data or NLU code changed.
 $(MODEL): $(MODEL_INPUTS) $(SPACY_MODEL)/meta.json $(VENV)/.installed
 	@echo "==> training (fixed random seeds; a few minutes on 2 cores)"
 	$(RASA) train --config config.yml --domain domain --data data --out models --fixed-model-name jiebei
 	@touch $@
 
-actions: install
+actions: install db
 	$(RASA) run actions --port $(ACTION_PORT)
 
-run: train
+run: train db
 	@mkdir -p .rasa
 	@echo "==> starting the action server on :$(ACTION_PORT) (log: .rasa/actions.log)"
 	@$(RASA) run actions --port $(ACTION_PORT) > .rasa/actions.log 2>&1 & pid=$$!; \
@@ -70,7 +81,7 @@ run: train
 	  echo "==> starting rasa shell: type in Chinese, Ctrl-D to quit"; \
 	  $(RASA) shell --model $(MODEL) --endpoints endpoints.yml $(if $(ID),--conversation-id $(ID),)
 
-serve: train
+serve: train db
 	@echo "==> action server :$(ACTION_PORT), Rasa :$(RASA_PORT) (REST + socket.io, --enable-api); Ctrl-C stops both"
 	@$(RASA) run actions --port $(ACTION_PORT) & a=$$!; \
 	  $(RASA) run --enable-api -i 127.0.0.1 -p $(RASA_PORT) --model $(MODEL) \
@@ -79,7 +90,7 @@ serve: train
 	  wait
 
 # Every check. Cheap ones first so they fail fast; the model-based ones last.
-test: lint pytest validate nlu-test story-test
+test: lint pytest validate nlu-test story-test e2e
 	@echo "==> all checks passed"
 
 lint: install
@@ -89,7 +100,7 @@ lint: install
 	@echo "==> mypy"
 	$(VENV)/bin/mypy
 
-pytest: install $(SPACY_MODEL)/meta.json
+pytest: install db $(SPACY_MODEL)/meta.json
 	@echo "==> pytest"
 	$(VENV)/bin/pytest
 
@@ -105,6 +116,14 @@ nlu-test: train
 story-test: train
 	@echo "==> test stories (--fail-on-prediction-errors)"
 	$(RASA) test core --model $(MODEL) --stories tests/stories --out $(RESULTS)/core --fail-on-prediction-errors --no-plot
+
+e2e: train
+	@echo "==> end-to-end conversations (Rasa server + action server + account store)"
+	$(VENV)/bin/pytest -m e2e tests/e2e
+
+# Re-record tests/stories/test_accounts.yml from real conversations.
+stories: train
+	$(PY) -m scripts.record_stories
 
 bench: train
 	$(PY) -m scripts.bench

@@ -4,8 +4,9 @@ Rasa's `--fail-on-warnings` still passes when an intent or response is unused.
 This wrapper runs the real command and fails on any warning line, with two
 exceptions that Rasa 3.6 raises for every project of this shape:
 - "utterance X is not used in any story or rule" for a response that custom
-  action code sends (found by scanning `actions/` for its name) or that Rasa's
-  own fallback action sends: the validator cannot see inside actions;
+  action code or the diagnosis rule table names (found by scanning `actions/`
+  for its name), that a form sends to ask for a slot (utter_ask_<slot>), or
+  that Rasa's own fallback action sends: the validator sees none of these;
 - "duplicated intents ... across multiple domain files" for retrieval intents:
   Rasa's importer re-adds every retrieval intent from the NLU data to the
   domain, and warns when the domain lists it too (which story reading needs).
@@ -43,6 +44,17 @@ def responses_sent_by_actions(
         names.update(_RESPONSE_NAME.findall(text))
         prefixes.update(_PREFIX_CONSTANT.findall(text))
     return names, prefixes
+
+
+def domain_slots(domain_folder: Path) -> Set[str]:
+    """Slot names declared in the domain files."""
+    import yaml
+
+    slots: Set[str] = set()
+    for path in sorted(domain_folder.glob("*.yml")):
+        part = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        slots.update(part.get("slots", {}))
+    return slots
 
 
 def retrieval_intents(nlu_folder: Path) -> Set[str]:
@@ -97,9 +109,11 @@ def main() -> int:
     ]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     output = run.stdout + run.stderr
-    names, prefixes = responses_sent_by_actions(
-        sorted((ROOT / "actions").rglob("*.py"))
+    sources = sorted((ROOT / "actions").rglob("*.py")) + sorted(
+        (ROOT / "actions").rglob("*.yml")
     )
+    names, prefixes = responses_sent_by_actions(sources)
+    names |= {f"utter_ask_{slot}" for slot in domain_slots(ROOT / "domain")}
     retrieval = retrieval_intents(ROOT / "data" / "nlu")
     problems = unexplained_warnings(output, names, prefixes, retrieval)
     if run.returncode != 0 or problems:

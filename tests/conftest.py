@@ -56,3 +56,14 @@ def domain() -> Dict[str, Any]:
 @pytest.fixture
 def dispatcher() -> CollectingDispatcher:
     return CollectingDispatcher()
+
+
+@pytest.fixture
+def seeded_db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh SQLite account store with the fixture accounts, set as ACCOUNT_DB_URL."""
+    from actions.services.accounts import SqlAccountStore, seed
+
+    url = f"sqlite:///{tmp_path / 'accounts.db'}"
+    seed(SqlAccountStore(url))
+    monkeypatch.setenv("ACCOUNT_DB_URL", url)
+    return url

@@ -117,3 +117,31 @@ def test_no_response_asks_for_secrets() -> None:
     for name, variations in load_domain()["responses"].items():
         for variation in variations:
             assert not any(a in variation.get("text", "") for a in asking), name
+
+
+def test_every_response_the_code_and_rule_table_name_exists() -> None:
+    import re
+
+    responses = set(load_domain()["responses"])
+    named: Set[str] = set()
+    for path in list((ROOT / "actions").rglob("*.py")) + list((ROOT / "actions").rglob("*.yml")):
+        named |= set(re.findall(r"utter_[a-z0-9_/]+", path.read_text(encoding="utf-8")))
+    named -= {"utter_intent_title_", "utter_message"}  # a prefix constant; the API
+    missing = sorted(n for n in named if n not in responses)
+    assert missing == []
+
+
+def test_cause_texts_use_only_the_wait_days_variable() -> None:
+    import re
+
+    from actions.diagnosis.engine import default_rules
+
+    responses = load_domain()["responses"]
+    for rule in default_rules().rules:
+        finding = rule.finding
+        for name in (finding.explanation, finding.alternative, *finding.fix_steps):
+            text = responses[name][0]["text"]
+            variables = set(re.findall(r"\{(\w+)\}", text))
+            assert variables <= {"wait_days"}, name
+            if "wait_days" in variables:
+                assert finding.wait_days, f"{name} says {{wait_days}} but the rule has none"

@@ -1,0 +1,264 @@
+"""Start a diagnosis, gather the facts (store first, then the user), diagnose."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.diagnosis.answers import (
+    ASKED_FACTS,
+    SKIP,
+    Answer,
+    answers_to_facts,
+    parse_account_status,
+    parse_count,
+    parse_overdue,
+    parse_sesame_score,
+    parse_yes_no,
+)
+from actions.diagnosis.engine import default_rules
+from actions.diagnosis.facts import AccountFacts
+from actions.lookup import FOUND, UNAVAILABLE, identified_account, lookup
+
+SITUATIONS = {
+    "jiebei_entry_missing": "utter_situation_entry_missing",
+    "jiebei_cannot_open": "utter_situation_cannot_open",
+    "jiebei_closed": "utter_situation_closed",
+    "jiebei_cannot_borrow": "utter_situation_cannot_borrow",
+    "jiebei_quota": "utter_situation_quota",
+}
+# Slots of one walk through the fixes, cleared when a new diagnosis starts.
+WALK_SLOTS = (
+    "findings",
+    "current_finding",
+    "step_prompted",
+    "steps_tried",
+    "step_done",
+    "satisfaction",
+    "case_id",
+)
+
+
+def facts_to_slots(facts: AccountFacts) -> Dict[str, Any]:
+    """The asked-for slots that a store record already answers."""
+    real_name: Optional[bool] = None
+    if facts.real_name_verified is not None or facts.phone_verified is not None:
+        real_name = bool(facts.real_name_verified) and facts.phone_verified is not False
+    return {
+        "account_status": facts.get("account_status"),
+        "real_name_verified": real_name,
+        "bank_cards": facts.bank_cards,
+        "sesame_score": facts.sesame_score,
+        "overdue_count": facts.overdue_count,
+        "credit_inquiries_last_30d": facts.credit_inquiries_last_30d,
+    }
+
+
+async def current_facts(tracker: Tracker) -> AccountFacts:
+    """What we know now: the store's record (re-read) plus the user's answers.
+
+    The store is the authority for what it knows; answers fill its gaps.
+    """
+    answers = answers_to_facts(tracker.slots)
+    if tracker.get_slot("facts_source") != "store":
+        return answers
+    result = await lookup(tracker.get_slot("account_id"))
+    if result.status != FOUND or result.facts is None:
+        return answers
+    gaps = {name: answers.get(name) for name in answers.known()}
+    known = set(result.facts.known())
+    return result.facts.updated({k: v for k, v in gaps.items() if k not in known})
+
+
+class ActionStartDiagnosis(Action):
+    """Looks the account up, or prepares to ask; the facts form follows."""
+
+    def name(self) -> Text:
+        """Name in the domain."""
+        return "action_start_diagnosis"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        """Says what happens next and fills what the store knows."""
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if intent in SITUATIONS:
+            dispatcher.utter_message(response=SITUATIONS[intent])
+        events: List[EventType] = [SlotSet(slot, None) for slot in WALK_SLOTS]
+        events.append(SlotSet("problem_text", tracker.latest_message.get("text")))
+
+        account_id = identified_account(tracker.sender_id)
+        result = await lookup(account_id)
+        if result.status == FOUND and result.facts is not None:
+            dispatcher.utter_message(
+                response="utter_lookup_found", account_id=account_id
+            )
+            events += [
+                SlotSet("account_id", account_id),
+                SlotSet("facts_source", "store"),
+            ]
+            events += [SlotSet(k, v) for k, v in facts_to_slots(result.facts).items()]
+            return events
+        if result.status == UNAVAILABLE:
+            dispatcher.utter_message(response="utter_lookup_unavailable")
+            events.append(SlotSet("facts_source", "unavailable"))
+        else:
+            dispatcher.utter_message(response="utter_ask_intro")
+            events.append(SlotSet("facts_source", "user"))
+        events.append(SlotSet("account_id", None))
+        return events
+
+
+class ValidateFactsForm(FormValidationAction):
+    """Reads free Chinese answers ("六百多", "绑了一张") into typed facts."""
+
+    def name(self) -> Text:
+        """Name in the domain."""
+        return "validate_facts_form"
+
+    async def required_slots(
+        self,
+        domain_slots: List[Text],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> List[Text]:
+        """Every fact not yet known, except those the user said they don't know."""
+        skipped = tracker.get_slot("facts_skipped") or []
+        return [slot for slot in domain_slots if slot not in skipped]
+
+    def _accept(
+        self,
+        slot: str,
+        parsed: Answer,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+    ) -> Dict[Text, Any]:
+        if parsed == SKIP:
+            skipped = list(tracker.get_slot("facts_skipped") or [])
+            return {slot: None, "facts_skipped": [*skipped, slot]}
+        if parsed is None:
+            dispatcher.utter_message(response="utter_answer_unclear")
+        return {slot: parsed}
+
+    @staticmethod
+    def _text(value: Any) -> str:
+        return value if isinstance(value, str) else str(value)
+
+    @staticmethod
+    def _yes_no(value: Any, tracker: Tracker) -> Answer:
+        if isinstance(value, bool):
+            return value
+        parsed = parse_yes_no(str(value))
+        if parsed is None:
+            intent = (tracker.latest_message.get("intent") or {}).get("name")
+            parsed = {"affirm": True, "deny": False}.get(str(intent))
+        if parsed is None and "不知道" in str(value):
+            return SKIP
+        return parsed
+
+    async def validate_account_status(
+        self,
+        value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> Dict[Text, Any]:
+        """Normal / not_activated / restricted / frozen."""
+        parsed = parse_account_status(self._text(value))
+        return self._accept("account_status", parsed, dispatcher, tracker)
+
+    async def validate_real_name_verified(
+        self,
+        value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> Dict[Text, Any]:
+        """Name, ID number and phone verified: yes or no."""
+        return self._accept(
+            "real_name_verified", self._yes_no(value, tracker), dispatcher, tracker
+        )
+
+    async def validate_bank_cards(
+        self,
+        value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> Dict[Text, Any]:
+        """Own-name cards bound."""
+        parsed = value if isinstance(value, int) else parse_count(self._text(value))
+        return self._accept("bank_cards", parsed, dispatcher, tracker)
+
+    async def validate_sesame_score(
+        self,
+        value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> Dict[Text, Any]:
+        """A rough score."""
+        parsed = (
+            value if isinstance(value, int) else parse_sesame_score(self._text(value))
+        )
+        return self._accept("sesame_score", parsed, dispatcher, tracker)
+
+    async def validate_overdue_count(
+        self,
+        value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> Dict[Text, Any]:
+        """Overdue items."""
+        parsed = value if isinstance(value, int) else parse_overdue(self._text(value))
+        return self._accept("overdue_count", parsed, dispatcher, tracker)
+
+    async def validate_credit_inquiries_last_30d(
+        self,
+        value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> Dict[Text, Any]:
+        """Loan applications in the last month."""
+        parsed = value if isinstance(value, int) else parse_count(self._text(value))
+        return self._accept("credit_inquiries_last_30d", parsed, dispatcher, tracker)
+
+
+class ActionDiagnose(Action):
+    """Runs the engine and tells the user what it found, most important first."""
+
+    def name(self) -> Text:
+        """Name in the domain."""
+        return "action_diagnose"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        """Sets `findings` and the first finding to walk through."""
+        diagnosis = default_rules().diagnose(await current_facts(tracker))
+        if not diagnosis.findings:
+            partial = set(diagnosis.unknown_facts) & set(ASKED_FACTS)
+            dispatcher.utter_message(
+                response="utter_no_single_cause_partial"
+                if partial
+                else "utter_no_single_cause"
+            )
+            return [SlotSet("findings", []), SlotSet("current_finding", None)]
+        dispatcher.utter_message(
+            response="utter_diagnosis_intro", count=len(diagnosis.findings)
+        )
+        for finding in diagnosis.findings:
+            dispatcher.utter_message(response=finding.explanation)
+        dispatcher.utter_message(response="utter_diagnosis_walk_intro")
+        return [
+            SlotSet("findings", list(diagnosis.codes)),
+            SlotSet("current_finding", diagnosis.findings[0].code),
+            SlotSet("steps_tried", []),
+        ]

@@ -1,0 +1,198 @@
+"""Read users' free Chinese answers to the bot's questions ("六百多", "绑了一张").
+
+Pure functions: each returns the typed value, `SKIP` when the user says they
+do not know (the bot then stops asking), or None when the answer is unclear
+(the bot asks again).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final, Mapping, Optional, Union
+
+from actions.diagnosis.facts import AccountFacts
+
+SKIP: Final = "skip"
+Answer = Union[int, bool, str, None]
+
+_DIGITS = {"零": 0, "〇": 0, "一": 1, "幺": 1, "二": 2, "两": 2, "俩": 2, "三": 3,
+           "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}  # fmt: skip
+_UNKNOWN = re.compile(
+    r"不知道|不清楚|不记得|记不清|忘了|没看过|没查过|不确定|不懂|说不好"
+)
+_NEGATION = re.compile(r"没|未|不|无|木有|否")
+_NONE = re.compile(
+    r"没有|没绑|没申请|没借|一张都没|一次都没|一个都没|零|^0|都没|从来没|从没|无"
+)
+_SEVERAL = re.compile(r"好几|很多|不少|一堆|好多|N多|n多|多次|频繁|一大堆")
+_RANGE = re.compile(
+    r"([一二两三四五六七八九])([一二两三四五六七八九])(?=[次个张笔家回项]|$)"
+)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千幺俩]+")
+
+
+def _cn_to_int(text: str) -> Optional[int]:
+    """Chinese numeral to int: 六百八 -> 680, 七百二十 -> 720, 十二 -> 12, 三 -> 3."""
+    if not text:
+        return None
+    total, current, last_unit = 0, 0, 1
+    for char in text:
+        if char in _DIGITS:
+            current = _DIGITS[char]
+        elif char in "十百千":
+            unit = {"十": 10, "百": 100, "千": 1000}[char]
+            total += (current or 1) * unit
+            current, last_unit = 0, unit
+        else:
+            return None
+    if current:
+        # "六百八" means 680: a trailing digit after a unit is one unit lower.
+        total += current * (last_unit // 10 if last_unit >= 100 else 1)
+    return total
+
+
+def _first_number(text: str) -> Optional[int]:
+    match = _NUMBER.search(text)
+    if match:
+        return int(float(match.group()))
+    for run in _CN_NUMBER.findall(text):
+        value = _cn_to_int(run)
+        if value is not None:
+            return value
+    return None
+
+
+def is_unknown(text: str) -> bool:
+    """The user says they do not know."""
+    return bool(_UNKNOWN.search(text))
+
+
+def parse_sesame_score(text: str) -> Answer:
+    """A rough Sesame score: "六百多" -> 650, "不到600" -> 580, "720分" -> 720."""
+    if is_unknown(text):
+        return SKIP
+    range_match = re.search(r"([五六七八])([六七八九])百", text)
+    if range_match:
+        low, high = _DIGITS[range_match.group(1)], _DIGITS[range_match.group(2)]
+        if high == low + 1:
+            return (low + high) * 50  # 六七百 -> 650
+    value = _first_number(text)
+    if value is None:
+        return None
+    if value < 10:  # "六百多" read as 6 hundreds by digit-only text like "6百多"
+        value *= 100
+    elif 10 <= value < 100 and "百" in text:
+        value *= 10
+    if re.search(r"不到|以下|低于|没到|不足", text):
+        value -= 20
+    elif re.search(r"多|出头|以上|超过", text) and value % 100 == 0:
+        value += 50 if "多" in text else 10
+    return value if 350 <= value <= 950 else None
+
+
+def parse_count(text: str) -> Answer:
+    """A small count: "一张" -> 1, "两三次" -> 3, "没绑" -> 0, "好几次" -> 6."""
+    if is_unknown(text):
+        return SKIP
+    range_match = _RANGE.search(text)
+    if range_match:
+        return max(_DIGITS[range_match.group(1)], _DIGITS[range_match.group(2)])
+    value = _first_number(text)
+    if value is not None and not re.search(r"一\S*都没", text):
+        return value
+    if _SEVERAL.search(text):
+        return 6
+    if _NONE.search(text):
+        return 0
+    return None
+
+
+def parse_overdue(text: str) -> Answer:
+    """Overdue items: "没有逾期" -> 0, "有一笔逾期" -> 1, "逾期过两次" -> 2."""
+    if is_unknown(text):
+        return SKIP
+    if re.search(
+        r"没有?逾期|未逾期|不逾期|从来?没|没有过|从不|按时|准时|没有$|^没$|^无$", text
+    ):
+        return 0
+    count = parse_count(text)
+    if isinstance(count, int) and count > 0:
+        return count
+    if re.search(r"逾期|晚还|迟还|有过|有$|^有", text):
+        return 1
+    return None
+
+
+def parse_yes_no(text: str) -> Optional[bool]:
+    """Yes/no to "did you complete …": negation wins ("还没实名" -> False)."""
+    if re.search(r"没问题|没毛病|不是没", text):
+        return True
+    if _NEGATION.search(text):
+        return False
+    if re.search(r"是|对|嗯|已经|了|好|有|过|ok|OK|yes|Yes|完成|可以|都", text):
+        return True
+    return None
+
+
+def parse_account_status(text: str) -> Answer:
+    """Account state in the codes of the facts format."""
+    if text in ("normal", "not_activated", "restricted", "frozen"):
+        return text  # already mapped by the entity synonyms
+    if is_unknown(text):
+        return SKIP
+    if re.search(r"冻结|冻住|冻了|封", text):
+        return "frozen"
+    if re.search(r"限制|受限|限权", text):
+        return "restricted"
+    if re.search(r"没激活|未激活|没有激活|激活不了", text):
+        return "not_activated"
+    if re.search(
+        r"正常|没问题|没啥问题|好的|能用|挺好|没异常|没有异常|^是|^对|^嗯", text
+    ):
+        return "normal"
+    return None
+
+
+def parse_rating(text: str) -> Answer:
+    """A 1-5 satisfaction rating; SKIP when the user declines."""
+    if re.search(r"跳过|不评|不打分|算了|不想|不用", text):
+        return SKIP
+    match = re.search(r"[1-5]|[一二三四五](?=[星分颗]|$)", text.strip())
+    if match:
+        token = match.group()
+        return int(token) if token.isdigit() else _DIGITS[token]
+    if re.search(r"非常满意|很满意|太棒|完美|特别好", text):
+        return 5
+    if re.search(r"非常不满意|很差|太差|垃圾|没用", text):
+        return 1
+    if re.search(r"不满意|不太满意|不好", text):
+        return 2
+    if re.search(r"一般|还行|凑合", text):
+        return 3
+    if re.search(r"满意|不错|挺好|好", text):
+        return 4
+    return None
+
+
+# Slots the bot may ask for, in the order it asks.
+ASKED_FACTS = (
+    "account_status",
+    "real_name_verified",
+    "bank_cards",
+    "sesame_score",
+    "overdue_count",
+    "credit_inquiries_last_30d",
+)
+
+
+def answers_to_facts(slots: Mapping[str, Any]) -> AccountFacts:
+    """Facts from the user's (already validated) answers; the rest unknown.
+
+    The real-name question covers name, ID and phone together: "yes" verifies
+    both facts, "no" says the real name is incomplete.
+    """
+    record = {name: slots.get(name) for name in ASKED_FACTS}
+    if record["real_name_verified"] is True:
+        record["phone_verified"] = True
+    return AccountFacts().updated({k: v for k, v in record.items() if v is not None})

@@ -1,0 +1,203 @@
+"""Walk the fixes one finding at a time, wrap up, and take the rating."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.diagnose import current_facts
+from actions.diagnosis.answers import SKIP, parse_rating, parse_yes_no
+from actions.diagnosis.engine import Finding, default_rules
+from actions.diagnosis.facts import AccountFacts
+from actions.diagnosis.walk import (
+    CANNOT,
+    CONFIRMED,
+    DONE,
+    NOTED,
+    answer_step,
+    longest_wait,
+    next_finding,
+    steps_from_slot,
+    unresolved,
+)
+from actions.lookup import FOUND, lookup, run_blocking
+from actions.services.cases import case_store
+from actions.services.sql import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+RECHECK_RESPONSES = {
+    CONFIRMED: "utter_recheck_confirmed",
+    NOTED: "utter_recheck_noted",
+}
+DEFAULT_WAIT_DAYS = 30
+
+
+def _current(tracker: Tracker) -> Optional[Finding]:
+    code = tracker.get_slot("current_finding")
+    return default_rules().finding(code) if code else None
+
+
+def _intent(tracker: Tracker) -> str:
+    return str((tracker.latest_message.get("intent") or {}).get("name") or "")
+
+
+async def record_outcome(tracker: Tracker, outcome: str) -> None:
+    """Count how the diagnosis ended; a failing store is logged, never shown."""
+    causes = tracker.get_slot("findings") or []
+    try:
+        await run_blocking(
+            case_store().record_outcome, tracker.sender_id, outcome, causes
+        )
+    except (StoreUnavailable, asyncio.TimeoutError) as error:
+        logger.warning("could not record outcome %s: %s", outcome, error or "timeout")
+
+
+class ActionAskStepDone(Action):
+    """Shows the current finding's fix steps and asks whether it is done."""
+
+    def name(self) -> Text:
+        """Rasa calls action_ask_<slot> to ask for a form slot."""
+        return "action_ask_step_done"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        """Full steps the first time; a short reminder after a digression."""
+        finding = _current(tracker)
+        if finding is None:
+            return []
+        if tracker.get_slot("step_prompted") == finding.code:
+            dispatcher.utter_message(response="utter_ask_step_again")
+            dispatcher.utter_message(
+                response=finding.fix_steps[-1], wait_days=finding.wait_days
+            )
+        else:
+            for response in finding.fix_steps:
+                dispatcher.utter_message(response=response, wait_days=finding.wait_days)
+        question = (
+            "utter_ask_step_done" if finding.kind == "now" else "utter_ask_step_ack"
+        )
+        dispatcher.utter_message(response=question)
+        return [SlotSet("step_prompted", finding.code)]
+
+
+class ValidateFixForm(FormValidationAction):
+    """Takes the answer to "完成了吗?", re-checks, and moves to the next finding."""
+
+    def name(self) -> Text:
+        """Name in the domain."""
+        return "validate_fix_form"
+
+    async def required_slots(
+        self,
+        domain_slots: List[Text],
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> List[Text]:
+        """Ask while a finding is left; an empty list ends the walk."""
+        return domain_slots if tracker.get_slot("current_finding") else []
+
+    async def validate_step_done(
+        self,
+        value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> Dict[Text, Any]:
+        """Record the step, say what the re-check found, pick the next finding."""
+        finding = _current(tracker)
+        if finding is None:
+            return {"step_done": None}
+        said_yes = {"affirm": True, "inform": True, "deny": False}.get(_intent(tracker))
+        if said_yes is None:
+            said_yes = parse_yes_no(str(value))
+        if said_yes is None:
+            dispatcher.utter_message(response="utter_step_answer_hint")
+            return {"step_done": None}
+
+        fresh: Optional[AccountFacts] = None
+        if said_yes and tracker.get_slot("facts_source") == "store":
+            result = await lookup(tracker.get_slot("account_id"))
+            fresh = result.facts if result.status == FOUND else None
+        table = default_rules()
+        step = answer_step(finding, said_yes, fresh, table)
+        if step.answer == CANNOT:
+            dispatcher.utter_message(response=finding.alternative)
+        elif step.answer == DONE:
+            recheck = step.recheck or NOTED
+            dispatcher.utter_message(
+                response=RECHECK_RESPONSES.get(recheck, "utter_recheck_pending")
+            )
+        else:
+            dispatcher.utter_message(response="utter_step_acknowledged")
+
+        steps = [*steps_from_slot(tracker.get_slot("steps_tried")), step]
+        following = next_finding(await current_facts(tracker), steps, table)
+        return {
+            "step_done": None,
+            "steps_tried": [s.to_slot() for s in steps],
+            "current_finding": following.code if following else None,
+        }
+
+
+class ActionWrapUp(Action):
+    """Says where things stand after the walk and counts the outcome."""
+
+    def name(self) -> Text:
+        """Name in the domain."""
+        return "action_wrap_up"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        """Resolved, or what is left and when to look again."""
+        steps = steps_from_slot(tracker.get_slot("steps_tried"))
+        if tracker.get_slot("findings"):
+            left = unresolved(steps)
+            if left:
+                wait = longest_wait(steps, default_rules()) or DEFAULT_WAIT_DAYS
+                dispatcher.utter_message(
+                    response="utter_wrapup_pending", pending=len(left), wait_days=wait
+                )
+            else:
+                dispatcher.utter_message(response="utter_wrapup_resolved")
+        await record_outcome(tracker, "resolved_by_bot")
+        return [SlotSet("satisfaction", None)]
+
+
+class ValidateRatingForm(FormValidationAction):
+    """Reads a 1-5 rating ("5", "五星", "很满意") and stores it."""
+
+    def name(self) -> Text:
+        """Name in the domain."""
+        return "validate_rating_form"
+
+    async def validate_satisfaction(
+        self,
+        value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        domain: DomainDict,
+    ) -> Dict[Text, Any]:
+        """Accepts 1-5 or "skip"; anything else is asked again."""
+        rating = parse_rating(str(value))
+        if rating == SKIP:
+            dispatcher.utter_message(response="utter_rating_skipped")
+            return {"satisfaction": "skipped"}
+        if not isinstance(rating, int):
+            dispatcher.utter_message(response="utter_rating_unclear")
+            return {"satisfaction": None}
+        try:
+            await run_blocking(case_store().record_rating, tracker.sender_id, rating)
+        except (StoreUnavailable, asyncio.TimeoutError) as error:
+            logger.warning("could not record rating: %s", error or "timeout")
+        dispatcher.utter_message(response="utter_rating_thanks")
+        return {"satisfaction": rating}

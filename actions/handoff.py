@@ -1,0 +1,85 @@
+"""Hand the conversation to a human with a case summary; count abandoned walks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.fixes import record_outcome
+from actions.lookup import run_blocking
+from actions.services.cases import case_store
+from actions.services.sql import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+# How many of the user's messages the summary quotes (most recent last).
+USER_WORDS_KEPT = 20
+
+
+def case_summary(tracker: Tracker) -> Dict[str, Any]:
+    """What a human agent needs to pick the conversation up without re-asking."""
+    user_events = [e for e in tracker.events if e.get("event") == "user"]
+    intents = {
+        (e.get("parse_data") or {}).get("intent", {}).get("name") for e in user_events
+    }
+    return {
+        "conversation_id": tracker.sender_id,
+        "account_id": tracker.get_slot("account_id"),
+        "facts_source": tracker.get_slot("facts_source"),
+        "problem": tracker.get_slot("problem_text"),
+        "causes": tracker.get_slot("findings") or [],
+        "current_cause": tracker.get_slot("current_finding"),
+        "steps_tried": tracker.get_slot("steps_tried") or [],
+        "user_words": [e.get("text") for e in user_events if e.get("text")][
+            -USER_WORDS_KEPT:
+        ],
+        "scam_reported": "report_scam" in intents,
+        "created_at": datetime.now(timezone.utc).isoformat(),
+    }
+
+
+class ActionHandoff(Action):
+    """Opens a case for a human agent and pauses the bot for this conversation."""
+
+    def name(self) -> Text:
+        """Name in the domain."""
+        return "action_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        """On a case-store failure, says how to reach a human instead of pausing."""
+        summary = case_summary(tracker)
+        try:
+            case_id = await run_blocking(
+                case_store().open_case, tracker.sender_id, summary
+            )
+        except (StoreUnavailable, asyncio.TimeoutError) as error:
+            logger.error("handoff case could not be stored: %s", error or "timeout")
+            dispatcher.utter_message(response="utter_handoff_failed")
+            return []
+        await record_outcome(tracker, "handed_off")
+        dispatcher.utter_message(response="utter_handoff", case_id=case_id)
+        return [SlotSet("case_id", case_id), ConversationPaused()]
+
+
+class ActionAbandonDiagnosis(Action):
+    """The user leaves mid-diagnosis: count it as abandoned."""
+
+    def name(self) -> Text:
+        """Name in the domain."""
+        return "action_abandon_diagnosis"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> List[EventType]:
+        """Records the outcome; the rule then says goodbye."""
+        await record_outcome(tracker, "abandoned")
+        return [SlotSet("current_finding", None)]

@@ -1,0 +1,1 @@
+"""External services of the action server, one module each (accounts, cases)."""

@@ -1,0 +1,164 @@
+"""Free Chinese answers, and the step-by-step walk through the fixes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from actions.diagnosis.answers import (
+    SKIP,
+    answers_to_facts,
+    parse_account_status,
+    parse_count,
+    parse_overdue,
+    parse_rating,
+    parse_sesame_score,
+    parse_yes_no,
+)
+from actions.diagnosis.engine import default_rules
+from actions.diagnosis.facts import parse_facts
+from actions.diagnosis.walk import (
+    ACKNOWLEDGED,
+    CANNOT,
+    CONFIRMED,
+    DONE,
+    NOTED,
+    PENDING,
+    Step,
+    answer_step,
+    longest_wait,
+    next_finding,
+    steps_from_slot,
+    unresolved,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("六百多", 650), ("650左右", 650), ("七百出头", 710), ("不到600", 580),
+        ("五百多分", 550), ("720", 720), ("大概680吧", 680), ("六七百", 650),
+        ("六百八", 680), ("七百二十", 720), ("芝麻分才580", 580), ("600多", 650),
+        ("不知道", SKIP), ("没看过", SKIP), ("很高", None), ("99999", None),
+    ],
+)  # fmt: skip
+def test_sesame_score(text: str, value: Any) -> None:
+    assert parse_sesame_score(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("一张", 1), ("两张卡", 2), ("绑了三张", 3), ("没绑", 0), ("0张", 0),
+        ("一张都没绑", 0), ("申请了三四次", 4), ("好几次", 6), ("一次都没有", 0),
+        ("试了七八个网贷", 8), ("没申请过", 0), ("不清楚", SKIP), ("嗯", None),
+    ],
+)  # fmt: skip
+def test_counts(text: str, value: Any) -> None:
+    assert parse_count(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("没有逾期", 0), ("从来没逾期", 0), ("有一笔逾期", 1), ("信用卡晚还过两次", 2),
+        ("上个月逾期了", 1), ("有", 1), ("没有", 0), ("忘了", SKIP),
+    ],
+)  # fmt: skip
+def test_overdue(text: str, value: Any) -> None:
+    assert parse_overdue(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("实名了", True), ("都认证过了", True), ("是的", True), ("没问题", True),
+        ("还没实名", False), ("手机号没验证", False), ("没有", False), ("嗯嗯", True),
+        ("什么意思", None),
+    ],
+)  # fmt: skip
+def test_yes_no(text: str, value: Any) -> None:
+    assert parse_yes_no(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("正常", "normal"), ("好像被冻结了", "frozen"), ("被限制了", "restricted"),
+        ("没激活", "not_activated"), ("账户没问题", "normal"), ("frozen", "frozen"),
+        ("不知道", SKIP), ("蓝色", None),
+    ],
+)  # fmt: skip
+def test_account_status(text: str, value: Any) -> None:
+    assert parse_account_status(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("5", 5), ("五星", 5), ("4分", 4), ("非常满意", 5), ("一般", 3), ("不满意", 2),
+     ("跳过", SKIP), ("8", None), ("嗯", None)],
+)  # fmt: skip
+def test_rating(text: str, value: Any) -> None:
+    assert parse_rating(text) == value
+
+
+def test_answers_become_facts() -> None:
+    facts = answers_to_facts(
+        {"account_status": "frozen", "real_name_verified": True, "bank_cards": 0,
+         "sesame_score": None, "unrelated_slot": "x"}
+    )  # fmt: skip
+    assert facts.get("account_status") == "frozen"
+    assert facts.phone_verified is True
+    assert facts.bank_cards == 0 and facts.sesame_score is None
+
+
+TABLE = default_rules()
+
+
+def test_done_with_a_store_that_agrees_is_confirmed() -> None:
+    finding = TABLE.finding("no_bank_card")
+    fresh = parse_facts({"bank_cards": 1})
+    assert answer_step(finding, True, fresh, TABLE) == Step(
+        "no_bank_card", DONE, CONFIRMED
+    )
+
+
+def test_done_with_a_store_that_still_shows_it_is_pending() -> None:
+    finding = TABLE.finding("account_frozen")
+    fresh = parse_facts({"account_status": "frozen"})
+    assert answer_step(finding, True, fresh, TABLE).recheck == PENDING
+
+
+def test_done_without_a_store_is_taken_on_the_users_word() -> None:
+    finding = TABLE.finding("real_name_incomplete")
+    assert answer_step(finding, True, None, TABLE).recheck == NOTED
+
+
+def test_no_is_cannot_and_time_based_yes_is_acknowledged() -> None:
+    assert (
+        answer_step(TABLE.finding("no_bank_card"), False, None, TABLE).answer == CANNOT
+    )
+    ack = answer_step(TABLE.finding("low_sesame_score"), True, None, TABLE)
+    assert ack.answer == ACKNOWLEDGED and ack.recheck is None
+
+
+def test_walk_moves_on_and_applies_done_fixes() -> None:
+    facts = parse_facts({"account_status": "not_activated", "real_name_verified": False,
+                         "bank_cards": 0, "sesame_score": 500})  # fmt: skip
+    steps: list[Step] = []
+    order = []
+    while (finding := next_finding(facts, steps, TABLE)) is not None:
+        order.append(finding.code)
+        steps.append(answer_step(finding, True, None, TABLE))
+    assert order == ["account_not_activated", "real_name_incomplete", "no_bank_card",
+                     "low_sesame_score"]  # fmt: skip
+    # the done fixes no longer hide the entry; the score still needs time
+    assert [s.code for s in unresolved(steps)] == ["low_sesame_score"]
+    assert longest_wait(steps, TABLE) == 60
+
+
+def test_steps_survive_the_slot_round_trip() -> None:
+    steps = [Step("no_bank_card", DONE, CONFIRMED), Step("low_activity", CANNOT)]
+    assert steps_from_slot([s.to_slot() for s in steps]) == steps
+    assert steps_from_slot(None) == [] and steps_from_slot("junk") == []

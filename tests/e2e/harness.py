@@ -1,0 +1,149 @@
+"""Run the real bot (Rasa server + action server) on free local ports and chat with it.
+
+Used by the end-to-end tests (`make e2e`) and by `scripts/record_stories.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "jiebei.tar.gz"
+RASA = Path(sys.executable).with_name("rasa")
+STARTUP_TIMEOUT_S = 240
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http(method: str, url: str, body: Optional[Any] = None, timeout: float = 30) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read() or b"null")
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early, log:\n{log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            time.sleep(1)
+    raise RuntimeError(
+        f"{url} not up after {STARTUP_TIMEOUT_S}s, log:\n{log.read_text()[-3000:]}"
+    )
+
+
+@dataclass
+class Bot:
+    """A running bot: send messages, read trackers."""
+
+    rasa_url: str
+    action_url: str
+    env: Dict[str, str]
+
+    def say(self, sender: str, text: str) -> List[Dict[str, Any]]:
+        return list(
+            http(
+                "POST",
+                f"{self.rasa_url}/webhooks/rest/webhook",
+                {"sender": sender, "message": text},
+            )
+        )
+
+    def tracker(self, sender: str) -> Dict[str, Any]:
+        result: Dict[str, Any] = http(
+            "GET", f"{self.rasa_url}/conversations/{sender}/tracker"
+        )
+        return result
+
+    def utterances(self, sender: str) -> List[str]:
+        """Names of the responses the bot sent, in order."""
+        return [
+            str((e.get("metadata") or {}).get("utter_action"))
+            for e in self.tracker(sender)["events"]
+            if e.get("event") == "bot"
+        ]
+
+
+def _start(
+    command: List[str], env: Dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
+    )
+
+
+@contextmanager
+def running_bot(
+    workdir: Path, extra_env: Optional[Dict[str, str]] = None
+) -> Iterator[Bot]:
+    """Start both servers against a fresh SQLite store seeded with the fixtures."""
+    if not MODEL.exists():
+        raise RuntimeError(f"no trained model at {MODEL}: run `make train` first")
+    rasa_port, action_port = free_port(), free_port()
+    db_url = f"sqlite:///{workdir / 'accounts.db'}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "ACCOUNT_DB_URL": db_url,
+        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        **(extra_env or {}),
+    }
+    subprocess.run(
+        [sys.executable, "-m", "actions.services.accounts", "seed"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    actions = _start(
+        [str(RASA), "run", "actions", "--port", str(action_port)],
+        env,
+        workdir / "actions.log",
+    )
+    rasa = _start(
+        [str(RASA), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(rasa_port),
+         "--model", str(MODEL), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
+        env, workdir / "rasa.log",
+    )  # fmt: skip
+    try:
+        wait_until_up(
+            f"http://127.0.0.1:{action_port}/health", actions, workdir / "actions.log"
+        )
+        wait_until_up(
+            f"http://127.0.0.1:{rasa_port}/status", rasa, workdir / "rasa.log"
+        )
+        yield Bot(
+            f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{action_port}", env
+        )
+    finally:
+        for process in (rasa, actions):
+            process.terminate()
+        for process in (rasa, actions):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -1,0 +1,121 @@
+"""The account and case stores on SQLite (embedded) and PostgreSQL (real server)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from actions.diagnosis.errors import AccountNotFound
+from actions.diagnosis.facts import parse_facts
+from actions.services.accounts import (
+    SqlAccountStore,
+    account_store,
+    load_fixtures,
+    seed,
+)
+from actions.services.cases import CaseStore
+from actions.services.sql import StoreUnavailable
+
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throwaway database on the local PostgreSQL server, dropped afterwards."""
+    name = f"jiebei_test_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as error:
+        pytest.fail(
+            "PostgreSQL is needed at 127.0.0.1:5432 (trust auth, user postgres): "
+            f"install and start it (Debian: apt-get install postgresql). {error}"
+        )
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def test_seeded_store_returns_fixture_facts(db_url: str) -> None:
+    store = SqlAccountStore(db_url)
+    assert seed(store) == len(load_fixtures())
+    assert store.get("demo_account_frozen").get("account_status") == "frozen"
+    assert store.get("demo_partial_facts").sesame_score is None
+    with pytest.raises(AccountNotFound):
+        store.get("nobody")
+    with pytest.raises(AccountNotFound):
+        store.get("x" * 500)
+
+
+def test_put_replaces_a_record(db_url: str) -> None:
+    store = SqlAccountStore(db_url)
+    store.create_schema()
+    store.put("u1", parse_facts({"bank_cards": 0}))
+    store.put("u1", parse_facts({"bank_cards": 2}))
+    assert store.get("u1").bank_cards == 2
+
+
+def test_cases_and_outcomes(db_url: str) -> None:
+    cases = CaseStore(db_url)
+    case_id = cases.open_case(
+        "conv-1", {"causes": ["no_bank_card"], "user_words": ["借呗没了"]}
+    )
+    assert cases.case(case_id)["causes"] == ["no_bank_card"]
+    assert [c["case_id"] for c in cases.cases_for("conv-1")] == [case_id]
+    cases.record_outcome("conv-1", "resolved_by_bot", ["no_bank_card"])
+    cases.record_rating("conv-1", 5)
+    cases.record_outcome("conv-2", "abandoned", [])
+    cases.record_outcome("conv-3", "handed_off", ["account_frozen"])
+    assert cases.outcome("conv-1")["rating"] == 5
+    summary = cases.summary()
+    assert summary["counts"] == {"resolved_by_bot": 1, "handed_off": 1, "abandoned": 1}
+    assert summary["mean_rating"]["resolved_by_bot"] == 5.0
+    with pytest.raises(ValueError):
+        cases.record_outcome("conv-4", "vanished", [])
+    with pytest.raises(ValueError):
+        cases.record_rating("conv-1", 6)
+
+
+def test_unreachable_store_raises_store_unavailable_quickly() -> None:
+    store = SqlAccountStore("postgresql://postgres@127.0.0.1:1/none", timeout_s=1)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        store.get("demo_healthy")
+    assert time.monotonic() - started < 10
+
+
+def test_factory_follows_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    monkeypatch.setenv("ACCOUNT_DB_URL", url)
+    monkeypatch.setenv("ACCOUNT_LOOKUP_TIMEOUT", "0.5")
+    store = account_store()
+    assert (store.url, store.timeout_s) == (url, 0.5)
+    monkeypatch.setenv("ACCOUNT_LOOKUP_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="ACCOUNT_LOOKUP_TIMEOUT"):
+        account_store()
