@@ -18,10 +18,12 @@ from actions.diagnosis.answers import (
     parse_count,
     parse_overdue,
     parse_sesame_score,
+    parse_short_yes_no,
     parse_yes_no,
 )
 from actions.diagnosis.engine import default_rules
 from actions.diagnosis.facts import AccountFacts
+from actions.forms_common import extract_answer
 from actions.lookup import FOUND, UNAVAILABLE, identified_account, lookup
 
 SITUATIONS = {
@@ -131,6 +133,42 @@ class ValidateFactsForm(FormValidationAction):
         skipped = tracker.get_slot("facts_skipped") or []
         return [slot for slot in domain_slots if slot not in skipped]
 
+    async def extract_account_status(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """Reads the answer to the account-state question."""
+        return extract_answer(tracker, "account_status", parse_account_status)
+
+    async def extract_real_name_verified(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """Reads the answer to the real-name question."""
+        return extract_answer(tracker, "real_name_verified", parse_short_yes_no)
+
+    async def extract_bank_cards(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """Reads the answer to the bank-card question."""
+        return extract_answer(tracker, "bank_cards", parse_count)
+
+    async def extract_sesame_score(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """Reads the answer to the Sesame-score question."""
+        return extract_answer(tracker, "sesame_score", parse_sesame_score)
+
+    async def extract_overdue_count(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """Reads the answer to the overdue question."""
+        return extract_answer(tracker, "overdue_count", parse_overdue)
+
+    async def extract_credit_inquiries_last_30d(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """Reads the answer to the loan-applications question."""
+        return extract_answer(tracker, "credit_inquiries_last_30d", parse_count)
+
     def _accept(
         self,
         slot: str,
@@ -141,7 +179,9 @@ class ValidateFactsForm(FormValidationAction):
         if parsed == SKIP:
             skipped = list(tracker.get_slot("facts_skipped") or [])
             return {slot: None, "facts_skipped": [*skipped, slot]}
-        if parsed is None:
+        if parsed is None and tracker.get_slot("requested_slot") == slot:
+            # Only an answer to our question is worth a "please say again";
+            # text picked up when the form starts was not an answer.
             dispatcher.utter_message(response="utter_answer_unclear")
         return {slot: parsed}
 

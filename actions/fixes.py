@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.diagnose import current_facts
-from actions.diagnosis.answers import SKIP, parse_rating, parse_yes_no
+from actions.diagnosis.answers import SKIP, parse_rating, parse_short_yes_no
 from actions.diagnosis.engine import Finding, default_rules
 from actions.diagnosis.facts import AccountFacts
 from actions.diagnosis.walk import (
@@ -26,6 +26,7 @@ from actions.diagnosis.walk import (
     steps_from_slot,
     unresolved,
 )
+from actions.forms_common import extract_answer, latest_intent
 from actions.lookup import FOUND, lookup, run_blocking
 from actions.services.cases import case_store
 from actions.services.sql import StoreUnavailable
@@ -44,8 +45,7 @@ def _current(tracker: Tracker) -> Optional[Finding]:
     return default_rules().finding(code) if code else None
 
 
-def _intent(tracker: Tracker) -> str:
-    return str((tracker.latest_message.get("intent") or {}).get("name") or "")
+ANSWER_INTENTS = {"affirm": True, "inform": True, "deny": False}
 
 
 async def record_outcome(tracker: Tracker, outcome: str) -> None:
@@ -105,6 +105,15 @@ class ValidateFixForm(FormValidationAction):
         """Ask while a finding is left; an empty list ends the walk."""
         return domain_slots if tracker.get_slot("current_finding") else []
 
+    async def extract_step_done(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """A yes/no intent answers; otherwise the text is read like other answers."""
+        if tracker.get_slot("requested_slot") == "step_done":
+            if latest_intent(tracker) in ANSWER_INTENTS:
+                return {"step_done": tracker.latest_message.get("text") or "yes"}
+        return extract_answer(tracker, "step_done", parse_short_yes_no)
+
     async def validate_step_done(
         self,
         value: Any,
@@ -114,11 +123,11 @@ class ValidateFixForm(FormValidationAction):
     ) -> Dict[Text, Any]:
         """Record the step, say what the re-check found, pick the next finding."""
         finding = _current(tracker)
-        if finding is None:
-            return {"step_done": None}
-        said_yes = {"affirm": True, "inform": True, "deny": False}.get(_intent(tracker))
+        if finding is None or tracker.get_slot("requested_slot") != "step_done":
+            return {"step_done": None}  # the form is starting: nothing was asked yet
+        said_yes = ANSWER_INTENTS.get(latest_intent(tracker))
         if said_yes is None:
-            said_yes = parse_yes_no(str(value))
+            said_yes = parse_short_yes_no(str(value))
         if said_yes is None:
             dispatcher.utter_message(response="utter_step_answer_hint")
             return {"step_done": None}
@@ -180,6 +189,12 @@ class ValidateRatingForm(FormValidationAction):
         """Name in the domain."""
         return "validate_rating_form"
 
+    async def extract_satisfaction(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Dict[Text, Any]:
+        """A rating is read from the text whatever the intent ("5" has none)."""
+        return extract_answer(tracker, "satisfaction", parse_rating)
+
     async def validate_satisfaction(
         self,
         value: Any,
@@ -188,6 +203,8 @@ class ValidateRatingForm(FormValidationAction):
         domain: DomainDict,
     ) -> Dict[Text, Any]:
         """Accepts 1-5 or "skip"; anything else is asked again."""
+        if tracker.get_slot("requested_slot") != "satisfaction":
+            return {"satisfaction": None}  # the form is starting: nothing was asked yet
         rating = parse_rating(str(value))
         if rating == SKIP:
             dispatcher.utter_message(response="utter_rating_skipped")

@@ -25,7 +25,14 @@ USER_WORDS_KEPT = 20
 
 def case_summary(tracker: Tracker) -> Dict[str, Any]:
     """What a human agent needs to pick the conversation up without re-asking."""
-    user_events = [e for e in tracker.events if e.get("event") == "user"]
+    # Only this conversation's current session (after the last restart/session start).
+    starts = [
+        i
+        for i, e in enumerate(tracker.events)
+        if e.get("event") in ("restart", "session_started")
+    ]
+    current = tracker.events[starts[-1] + 1 :] if starts else tracker.events
+    user_events = [e for e in current if e.get("event") == "user"]
     intents = {
         (e.get("parse_data") or {}).get("intent", {}).get("name") for e in user_events
     }

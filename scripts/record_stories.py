@@ -30,12 +30,14 @@ HEADER = """# Recorded by `make stories` (scripts/record_stories.py) from real
 
 
 def _digression(bot: Bot, sender: str) -> None:
+    bot.reset(sender)
     bot.say(sender, "借呗咋没了")
     bot.say(sender, "借呗利息怎么算")
     bot.say(sender, "/affirm")
 
 
 def _handoff(bot: Bot, sender: str) -> None:
+    bot.reset(sender)
     bot.say(sender, "借呗被冻结了怎么办")
     bot.say(sender, "转人工")
 
@@ -74,9 +76,10 @@ def record(bot: Bot) -> str:
     for name, run in scenarios().items():
         sender = sender_of(name)
         run(bot, sender)
-        tracker = DialogueStateTracker.from_dict(
-            name, bot.tracker(sender)["events"], domain.slots
-        )
+        events = bot.tracker(sender)["events"]
+        restarts = [i for i, e in enumerate(events) if e.get("event") == "restart"]
+        events = events[restarts[-1] + 1 :] if restarts else events
+        tracker = DialogueStateTracker.from_dict(name, events, domain.slots)
         story = tracker.export_stories(YAMLStoryWriter(), e2e=True)
         parts.append(story.split("stories:\n", 1)[1])
     return HEADER + 'version: "3.1"\nstories:\n' + "".join(parts)

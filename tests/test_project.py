@@ -124,7 +124,9 @@ def test_every_response_the_code_and_rule_table_name_exists() -> None:
 
     responses = set(load_domain()["responses"])
     named: Set[str] = set()
-    for path in list((ROOT / "actions").rglob("*.py")) + list((ROOT / "actions").rglob("*.yml")):
+    for path in list((ROOT / "actions").rglob("*.py")) + list(
+        (ROOT / "actions").rglob("*.yml")
+    ):
         named |= set(re.findall(r"utter_[a-z0-9_/]+", path.read_text(encoding="utf-8")))
     named -= {"utter_intent_title_", "utter_message"}  # a prefix constant; the API
     missing = sorted(n for n in named if n not in responses)
@@ -144,4 +146,6 @@ def test_cause_texts_use_only_the_wait_days_variable() -> None:
             variables = set(re.findall(r"\{(\w+)\}", text))
             assert variables <= {"wait_days"}, name
             if "wait_days" in variables:
-                assert finding.wait_days, f"{name} says {{wait_days}} but the rule has none"
+                assert finding.wait_days, (
+                    f"{name} says {{wait_days}} but the rule has none"
+                )

@@ -130,9 +130,23 @@ def parse_yes_no(text: str) -> Optional[bool]:
         return True
     if _NEGATION.search(text):
         return False
-    if re.search(r"是|对|嗯|已经|了|好|有|过|ok|OK|yes|Yes|完成|可以|都", text):
+    if re.search(r"是|对|嗯|已经|了|好|有|过|ok|OK|yes|Yes|done|完成|可以|都|搞定|行", text):
         return True
     return None
+
+
+# Longer messages are questions or stories, not a yes/no answer.
+SHORT_ANSWER_MAX = 12
+
+
+def parse_short_yes_no(text: str) -> Optional[bool]:
+    """Yes/no, but only for a short reply ("弄好了", "还没"), never a question."""
+    text = text.strip()
+    if len(text) > SHORT_ANSWER_MAX or re.search(
+        r"[?？吗么呢]|怎么|咋|为啥|什么", text
+    ):
+        return None
+    return parse_yes_no(text)
 
 
 def parse_account_status(text: str) -> Answer:

@@ -120,7 +120,8 @@ async def test_facts_form_skips_unknown_and_reasks_unclear() -> None:
     form = ValidateFactsForm()
     dispatcher = CollectingDispatcher()
     tracker = make_tracker(
-        latest_message=user("不知道", "deny"), slots={"facts_skipped": ["bank_cards"]}
+        latest_message=user("不知道", "deny"),
+        slots={"facts_skipped": ["bank_cards"], "requested_slot": "sesame_score"},
     )
     skipped = await form.validate_sesame_score("不知道", dispatcher, tracker, DOMAIN)
     assert skipped == {
@@ -203,7 +204,8 @@ async def test_done_is_rechecked_against_the_store(seeded_db_url: str) -> None:
     tracker = make_tracker(
         "demo_no_bank_card",
         slots={"facts_source": "store", "account_id": "demo_no_bank_card",
-               "current_finding": "no_bank_card", "steps_tried": []},
+               "current_finding": "no_bank_card", "steps_tried": [],
+               "requested_slot": "step_done"},
         latest_message=user("绑好了", "affirm"),
     )  # fmt: skip
     result = await ValidateFixForm().validate_step_done(
@@ -223,7 +225,8 @@ async def test_done_but_store_not_updated_is_pending_and_walk_moves_on(
     tracker = make_tracker(
         "demo_multi_new_user",
         slots={"facts_source": "store", "account_id": "demo_multi_new_user",
-               "current_finding": "account_not_activated", "steps_tried": []},
+               "current_finding": "account_not_activated", "steps_tried": [],
+               "requested_slot": "step_done"},
         latest_message=user("弄好了", "affirm"),
     )  # fmt: skip
     result = await ValidateFixForm().validate_step_done(
@@ -240,6 +243,7 @@ async def test_cannot_gives_the_alternative_and_unclear_asks_again() -> None:
             "facts_source": "user",
             "bank_cards": 0,
             "current_finding": "no_bank_card",
+            "requested_slot": "step_done",
         },
         latest_message=user("做不到", "deny"),
     )
@@ -253,7 +257,7 @@ async def test_cannot_gives_the_alternative_and_unclear_asks_again() -> None:
     )
     unclear = CollectingDispatcher()
     tracker = make_tracker(
-        slots={"current_finding": "no_bank_card"},
+        slots={"current_finding": "no_bank_card", "requested_slot": "step_done"},
         latest_message=user("?", "nlu_fallback"),
     )
     assert await ValidateFixForm().validate_step_done(
@@ -274,6 +278,7 @@ async def test_wrap_up_records_the_outcome(seeded_db_url: str) -> None:
     assert dispatcher.messages[0]["wait_days"] == 30
     assert case_store().outcome("conv-wrap")["outcome"] == "resolved_by_bot"
     rating = CollectingDispatcher()
+    tracker = make_tracker("conv-wrap", slots={"requested_slot": "satisfaction"})
     result = await ValidateRatingForm().validate_satisfaction(
         "五星", rating, tracker, DOMAIN
     )
@@ -339,3 +344,22 @@ def _healthy() -> Dict[str, Any]:
     from actions.services.accounts import load_fixtures
 
     return load_fixtures()["demo_healthy"].to_dict()
+
+
+async def test_text_picked_up_when_a_form_starts_is_not_an_answer() -> None:
+    # Rasa offers the opening message to a form's slots when the form starts.
+    dispatcher = CollectingDispatcher()
+    opening = user("我的支付宝里找不到借呗了", "jiebei_entry_missing")
+    tracker = make_tracker(
+        slots={"current_finding": "no_bank_card"}, latest_message=opening
+    )
+    assert await ValidateFixForm().validate_step_done(
+        opening["text"], dispatcher, tracker, DOMAIN
+    ) == {"step_done": None}
+    assert await ValidateRatingForm().validate_satisfaction(
+        opening["text"], dispatcher, tracker, DOMAIN
+    ) == {"satisfaction": None}
+    assert await ValidateFactsForm().validate_sesame_score(
+        opening["text"], dispatcher, tracker, DOMAIN
+    ) == {"sesame_score": None}
+    assert dispatcher.messages == []

@@ -162,3 +162,14 @@ def test_steps_survive_the_slot_round_trip() -> None:
     steps = [Step("no_bank_card", DONE, CONFIRMED), Step("low_activity", CANNOT)]
     assert steps_from_slot([s.to_slot() for s in steps]) == steps
     assert steps_from_slot(None) == [] and steps_from_slot("junk") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("弄好了", True), ("还没", False), ("做不到", False), ("搞定", True),
+     ("借呗逾期了怎么办", None), ("完成了吗", None), ("我已经把银行卡绑好了然后又去看了一遍还是没有", None)],
+)  # fmt: skip
+def test_short_yes_no_is_only_for_short_replies(text: str, value: Any) -> None:
+    from actions.diagnosis.answers import parse_short_yes_no
+
+    assert parse_short_yes_no(text) == value

@@ -77,11 +77,22 @@ class Bot:
         )
         return result
 
+    def reset(self, sender: str) -> None:
+        """Start this conversation afresh (a restart event through the API)."""
+        http(
+            "POST",
+            f"{self.rasa_url}/conversations/{sender}/tracker/events",
+            {"event": "restart"},
+        )
+
     def utterances(self, sender: str) -> List[str]:
-        """Names of the responses the bot sent, in order."""
+        """Names of the responses the bot sent since the last restart, in order."""
+        events = self.tracker(sender)["events"]
+        restarts = [i for i, e in enumerate(events) if e.get("event") == "restart"]
+        since = events[restarts[-1] + 1 :] if restarts else events
         return [
             str((e.get("metadata") or {}).get("utter_action"))
-            for e in self.tracker(sender)["events"]
+            for e in since
             if e.get("event") == "bot"
         ]
 

@@ -26,6 +26,7 @@ def walk(
 
     Returns the names of all responses the bot sent.
     """
+    bot.reset(sender)
     bot.say(sender, opening)
     for _ in range(MAX_TURNS):
         said = bot.utterances(sender)

@@ -109,6 +109,7 @@ def test_anonymous_user_is_asked_in_free_chinese(bot: Bot) -> None:
 
 def test_digression_mid_fix_is_answered_and_the_step_resumes(bot: Bot) -> None:
     sender = "demo_no_bank_card"
+    bot.reset(sender)
     bot.say(sender, "借呗咋没了")
     assert bot.utterances(sender)[-1] == "utter_ask_step_done"
     bot.say(sender, "借呗利息怎么算")
@@ -127,6 +128,7 @@ def test_digression_mid_fix_is_answered_and_the_step_resumes(bot: Bot) -> None:
 
 def test_handoff_pauses_with_a_readable_case(bot: Bot) -> None:
     sender = "demo_account_frozen"
+    bot.reset(sender)
     bot.say(sender, "借呗被冻结了怎么办")
     bot.say(sender, "转人工")
     said = bot.utterances(sender)
@@ -148,6 +150,7 @@ def test_scam_report_is_warned_about(bot: Bot) -> None:
 
 def test_goodbye_mid_diagnosis_is_counted_as_abandoned(bot: Bot) -> None:
     sender = "demo_low_activity"
+    bot.reset(sender)
     bot.say(sender, "借呗入口不见了")
     bot.say(sender, "拜拜")
     assert bot.utterances(sender)[-1] == "utter_goodbye"

@@ -1,0 +1,48 @@
+"""What the forms share: reading an answer when the message may be a digression."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional
+
+from rasa_sdk import Tracker
+
+# Intents that are their own request, not an answer, unless the text clearly
+# answers the question (a rule answers them and the form resumes).
+DIGRESSIONS = frozenset(
+    {
+        "faq",
+        "request_human",
+        "goodbye",
+        "report_scam",
+        "bot_challenge",
+        "thank",
+        "greet",
+        "out_of_scope",
+    }
+)
+
+
+def latest_intent(tracker: Tracker) -> str:
+    """Name of the intent of the latest user message."""
+    return str((tracker.latest_message.get("intent") or {}).get("name") or "")
+
+
+def extract_answer(
+    tracker: Tracker, slot: str, parse: Callable[[str], Any]
+) -> Dict[str, Optional[Any]]:
+    """Fill `slot` from the latest message when it is the slot being asked for.
+
+    A message whose text parses as an answer fills the slot whatever its intent
+    ("六百多" is an answer even if the classifier thought otherwise). A message
+    that does not parse and has a digression intent fills nothing, so the form
+    steps aside and a rule answers it. Anything else is passed on as text for
+    validation to ask again.
+    """
+    if tracker.get_slot("requested_slot") != slot:
+        return {}
+    text = str(tracker.latest_message.get("text") or "")
+    if parse(text) is not None:
+        return {slot: text}
+    if latest_intent(tracker) in DIGRESSIONS:
+        return {}
+    return {slot: text}

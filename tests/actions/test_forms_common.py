@@ -1,0 +1,62 @@
+"""Reading an answer when the message may be a digression."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import pytest
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.diagnosis.answers import parse_sesame_score
+from actions.fixes import ValidateFixForm, ValidateRatingForm
+from actions.forms_common import extract_answer
+from tests.conftest import make_tracker
+
+
+def asked(slot: str, text: str, intent: str) -> Any:
+    return make_tracker(
+        slots={"requested_slot": slot},
+        latest_message={"text": text, "intent": {"name": intent}},
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "expected"),
+    [
+        ("六百多", "inform", {"sesame_score": "六百多"}),
+        # a clear answer counts even when the classifier guessed a digression
+        ("六百多", "faq", {"sesame_score": "六百多"}),
+        ("720", "goodbye", {"sesame_score": "720"}),
+        # a digression that is no answer fills nothing: the form steps aside
+        ("借呗利息怎么算", "faq", {}),
+        ("转人工", "request_human", {}),
+        # an unclear non-digression goes on to validation, which asks again
+        ("挺高的", "inform", {"sesame_score": "挺高的"}),
+    ],
+)
+def test_extract_answer(text: str, intent: str, expected: Dict[str, Any]) -> None:
+    assert (
+        extract_answer(
+            asked("sesame_score", text, intent), "sesame_score", parse_sesame_score
+        )
+        == expected
+    )
+
+
+def test_nothing_is_extracted_for_a_slot_not_asked() -> None:
+    tracker = asked("bank_cards", "六百多", "inform")
+    assert extract_answer(tracker, "sesame_score", parse_sesame_score) == {}
+
+
+async def test_step_answer_and_rating_extraction() -> None:
+    dispatcher = CollectingDispatcher()
+    yes = asked("step_done", "弄完啦", "affirm")
+    assert await ValidateFixForm().extract_step_done(dispatcher, yes, {}) == {
+        "step_done": "弄完啦"
+    }
+    faq = asked("step_done", "借呗逾期了怎么办", "faq")
+    assert await ValidateFixForm().extract_step_done(dispatcher, faq, {}) == {}
+    five = asked("satisfaction", "5", "goodbye")
+    assert await ValidateRatingForm().extract_satisfaction(dispatcher, five, {}) == {
+        "satisfaction": "5"
+    }
