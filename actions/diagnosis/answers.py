@@ -21,6 +21,9 @@ _UNKNOWN = re.compile(
     r"不知道|不清楚|不记得|记不清|忘了|没看过|没查过|不确定|不懂|说不好"
 )
 _NEGATION = re.compile(r"没|未|不|无|木有|否")
+_YES = re.compile(
+    r"是|对|嗯|已经|了|好|有|过|完成|可以|都|搞定|行|ok|yes|done", re.IGNORECASE
+)
 _NONE = re.compile(
     r"没有|没绑|没申请|没借|一张都没|一次都没|一个都没|零|^0|都没|从来没|从没|无"
 )
@@ -130,7 +133,7 @@ def parse_yes_no(text: str) -> Optional[bool]:
         return True
     if _NEGATION.search(text):
         return False
-    if re.search(r"是|对|嗯|已经|了|好|有|过|ok|OK|yes|Yes|done|完成|可以|都|搞定|行", text):
+    if _YES.search(text):
         return True
     return None
 
