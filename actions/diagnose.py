@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -14,16 +14,16 @@ from actions.diagnosis.answers import (
     SKIP,
     Answer,
     answers_to_facts,
+    is_unknown,
     parse_account_status,
     parse_count,
     parse_overdue,
     parse_sesame_score,
     parse_short_yes_no,
-    parse_yes_no,
 )
 from actions.diagnosis.engine import default_rules
 from actions.diagnosis.facts import AccountFacts
-from actions.forms_common import extract_answer
+from actions.forms_common import extract_answer, latest_intent
 from actions.lookup import FOUND, UNAVAILABLE, identified_account, lookup
 
 SITUATIONS = {
@@ -115,8 +115,31 @@ class ActionStartDiagnosis(Action):
         return events
 
 
+def _yes_no_answer(text: str) -> Answer:
+    """Real-name question: a short yes/no, or "don't know"."""
+    parsed = parse_short_yes_no(text)
+    return SKIP if parsed is None and is_unknown(text) else parsed
+
+
+# How each asked-for fact is read from a free answer. The store pre-fills typed
+# values (int, bool, status code), which pass through unchanged.
+ANSWER_PARSERS: Dict[str, Callable[[str], Answer]] = {
+    "account_status": parse_account_status,
+    "real_name_verified": _yes_no_answer,
+    "bank_cards": parse_count,
+    "sesame_score": parse_sesame_score,
+    "overdue_count": parse_overdue,
+    "credit_inquiries_last_30d": parse_count,
+}
+YES_NO_INTENTS = {"affirm": True, "deny": False}
+
+
 class ValidateFactsForm(FormValidationAction):
-    """Reads free Chinese answers ("六百多", "绑了一张") into typed facts."""
+    """Reads free Chinese answers ("六百多", "绑了一张") into typed facts.
+
+    Extraction and validation are driven by ANSWER_PARSERS rather than one
+    extract_/validate_ method per slot.
+    """
 
     def name(self) -> Text:
         """Name in the domain."""
@@ -133,49 +156,42 @@ class ValidateFactsForm(FormValidationAction):
         skipped = tracker.get_slot("facts_skipped") or []
         return [slot for slot in domain_slots if slot not in skipped]
 
-    async def extract_account_status(
+    async def get_extraction_events(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
-        """Reads the answer to the account-state question."""
-        return extract_answer(tracker, "account_status", parse_account_status)
+    ) -> List[EventType]:
+        """Fill the asked-for fact from the latest message (see extract_answer)."""
+        slot = tracker.get_slot("requested_slot")
+        if slot not in ANSWER_PARSERS:
+            return []
+        extracted = extract_answer(tracker, slot, ANSWER_PARSERS[slot])
+        tracker.slots.update(extracted)
+        return [SlotSet(name, value) for name, value in extracted.items()]
 
-    async def extract_real_name_verified(
+    async def get_validation_events(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
-        """Reads the answer to the real-name question."""
-        return extract_answer(tracker, "real_name_verified", parse_short_yes_no)
+    ) -> List[EventType]:
+        """Validate every fact set since the user's last message."""
+        events: List[EventType] = []
+        for slot, value in tracker.slots_to_validate().items():
+            result = (
+                self.read(slot, value, dispatcher, tracker)
+                if slot in ANSWER_PARSERS
+                else {slot: value}
+            )
+            events += [SlotSet(name, v) for name, v in result.items()]
+            tracker.slots.update(result)
+        return events
 
-    async def extract_bank_cards(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    @staticmethod
+    def read(
+        slot: str, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
     ) -> Dict[Text, Any]:
-        """Reads the answer to the bank-card question."""
-        return extract_answer(tracker, "bank_cards", parse_count)
-
-    async def extract_sesame_score(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
-        """Reads the answer to the Sesame-score question."""
-        return extract_answer(tracker, "sesame_score", parse_sesame_score)
-
-    async def extract_overdue_count(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
-        """Reads the answer to the overdue question."""
-        return extract_answer(tracker, "overdue_count", parse_overdue)
-
-    async def extract_credit_inquiries_last_30d(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
-        """Reads the answer to the loan-applications question."""
-        return extract_answer(tracker, "credit_inquiries_last_30d", parse_count)
-
-    def _accept(
-        self,
-        slot: str,
-        parsed: Answer,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-    ) -> Dict[Text, Any]:
+        """Typed value, a skip ("不知道"), or None with a request to say it again."""
+        if value is None or isinstance(value, bool | int):
+            return {slot: value}
+        parsed = ANSWER_PARSERS[slot](str(value))
+        if parsed is None and slot == "real_name_verified":
+            parsed = YES_NO_INTENTS.get(latest_intent(tracker))
         if parsed == SKIP:
             skipped = list(tracker.get_slot("facts_skipped") or [])
             return {slot: None, "facts_skipped": [*skipped, slot]}
@@ -184,91 +200,6 @@ class ValidateFactsForm(FormValidationAction):
             # text picked up when the form starts was not an answer.
             dispatcher.utter_message(response="utter_answer_unclear")
         return {slot: parsed}
-
-    @staticmethod
-    def _text(value: Any) -> str:
-        return value if isinstance(value, str) else str(value)
-
-    @staticmethod
-    def _yes_no(value: Any, tracker: Tracker) -> Answer:
-        if isinstance(value, bool):
-            return value
-        parsed = parse_yes_no(str(value))
-        if parsed is None:
-            intent = (tracker.latest_message.get("intent") or {}).get("name")
-            parsed = {"affirm": True, "deny": False}.get(str(intent))
-        if parsed is None and "不知道" in str(value):
-            return SKIP
-        return parsed
-
-    async def validate_account_status(
-        self,
-        value: Any,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> Dict[Text, Any]:
-        """Normal / not_activated / restricted / frozen."""
-        parsed = parse_account_status(self._text(value))
-        return self._accept("account_status", parsed, dispatcher, tracker)
-
-    async def validate_real_name_verified(
-        self,
-        value: Any,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> Dict[Text, Any]:
-        """Name, ID number and phone verified: yes or no."""
-        return self._accept(
-            "real_name_verified", self._yes_no(value, tracker), dispatcher, tracker
-        )
-
-    async def validate_bank_cards(
-        self,
-        value: Any,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> Dict[Text, Any]:
-        """Own-name cards bound."""
-        parsed = value if isinstance(value, int) else parse_count(self._text(value))
-        return self._accept("bank_cards", parsed, dispatcher, tracker)
-
-    async def validate_sesame_score(
-        self,
-        value: Any,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> Dict[Text, Any]:
-        """A rough score."""
-        parsed = (
-            value if isinstance(value, int) else parse_sesame_score(self._text(value))
-        )
-        return self._accept("sesame_score", parsed, dispatcher, tracker)
-
-    async def validate_overdue_count(
-        self,
-        value: Any,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> Dict[Text, Any]:
-        """Overdue items."""
-        parsed = value if isinstance(value, int) else parse_overdue(self._text(value))
-        return self._accept("overdue_count", parsed, dispatcher, tracker)
-
-    async def validate_credit_inquiries_last_30d(
-        self,
-        value: Any,
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> Dict[Text, Any]:
-        """Loan applications in the last month."""
-        parsed = value if isinstance(value, int) else parse_count(self._text(value))
-        return self._accept("credit_inquiries_last_30d", parsed, dispatcher, tracker)
 
 
 class ActionDiagnose(Action):

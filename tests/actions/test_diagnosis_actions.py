@@ -109,9 +109,7 @@ async def test_facts_form_reads_free_answers(
 ) -> None:
     dispatcher = CollectingDispatcher()
     tracker = make_tracker(latest_message=user(text, "inform"))
-    result = await getattr(ValidateFactsForm(), f"validate_{slot}")(
-        text, dispatcher, tracker, DOMAIN
-    )
+    result = ValidateFactsForm.read(slot, text, dispatcher, tracker)
     assert result == {slot: expected}
     assert dispatcher.messages == []
 
@@ -123,12 +121,12 @@ async def test_facts_form_skips_unknown_and_reasks_unclear() -> None:
         latest_message=user("不知道", "deny"),
         slots={"facts_skipped": ["bank_cards"], "requested_slot": "sesame_score"},
     )
-    skipped = await form.validate_sesame_score("不知道", dispatcher, tracker, DOMAIN)
+    skipped = form.read("sesame_score", "不知道", dispatcher, tracker)
     assert skipped == {
         "sesame_score": None,
         "facts_skipped": ["bank_cards", "sesame_score"],
     }
-    unclear = await form.validate_sesame_score("很高吧", dispatcher, tracker, DOMAIN)
+    unclear = form.read("sesame_score", "很高吧", dispatcher, tracker)
     assert unclear == {"sesame_score": None}
     assert responses(dispatcher) == ["utter_answer_unclear"]
     required = await form.required_slots(
@@ -359,7 +357,20 @@ async def test_text_picked_up_when_a_form_starts_is_not_an_answer() -> None:
     assert await ValidateRatingForm().validate_satisfaction(
         opening["text"], dispatcher, tracker, DOMAIN
     ) == {"satisfaction": None}
-    assert await ValidateFactsForm().validate_sesame_score(
-        opening["text"], dispatcher, tracker, DOMAIN
+    assert ValidateFactsForm.read(
+        "sesame_score", opening["text"], dispatcher, tracker
     ) == {"sesame_score": None}
     assert dispatcher.messages == []
+
+
+async def test_facts_form_runs_extraction_and_validation_from_its_table() -> None:
+    # What rasa_sdk calls: the answer to the asked-for slot is read and typed.
+    tracker = make_tracker(
+        slots={"requested_slot": "sesame_score", "facts_source": "user"},
+        latest_message=user("大概六百八吧", "inform"),
+        events=[{"event": "user", "text": "大概六百八吧"}],
+    )
+    events = await ValidateFactsForm().run(CollectingDispatcher(), tracker, DOMAIN)
+    assert {"event": "slot", "name": "sesame_score", "value": 680} in [
+        {k: e.get(k) for k in ("event", "name", "value")} for e in events
+    ]
