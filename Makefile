@@ -15,6 +15,8 @@ export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 export ACTION_ENDPOINT_URL ?= http://127.0.0.1:5055/webhook
+# The held-out NLU gate (see README, NLU quality: the target is 0.95).
+NLU_MIN_F1 ?= 0.95
 RASA_PORT ?= 5005
 ACTION_PORT ?= 5055
 # `make run ID=demo_account_frozen` chats as that conversation id.
@@ -109,9 +111,9 @@ validate: install
 	$(PY) -m scripts.validate
 
 nlu-test: train
-	@echo "==> NLU on the held-out test file (gate: macro-F1 >= 0.95)"
+	@echo "==> NLU on the held-out test file (gate: full-label macro-F1 >= $(NLU_MIN_F1))"
 	$(RASA) test nlu --model $(MODEL) --nlu tests/nlu_test --out $(RESULTS)/nlu --no-plot
-	$(PY) -m scripts.eval_nlu --model $(MODEL) --data tests/nlu_test --out $(RESULTS)/nlu_eval.json --min-f1 0.95
+	$(PY) -m scripts.eval_nlu --model $(MODEL) --data tests/nlu_test --out $(RESULTS)/nlu_eval.json --min-f1 $(NLU_MIN_F1)
 
 story-test: train
 	@echo "==> test stories (--fail-on-prediction-errors)"
