@@ -24,8 +24,7 @@ from tests.e2e.scenarios import walk
 OUTPUT = ROOT / "tests" / "stories" / "test_accounts.yml"
 HEADER = """# Recorded by `make stories` (scripts/record_stories.py) from real
 # conversations with the trained bot, the action server and the demo account
-# store. Regenerate
-# after changing flows; review the diff like code.
+# store. Regenerate after changing flows; review the diff like code.
 """
 
 
