@@ -60,20 +60,25 @@ def facts_to_slots(facts: AccountFacts) -> Dict[str, Any]:
     }
 
 
-async def current_facts(tracker: Tracker) -> AccountFacts:
-    """What we know now: the store's record (re-read) plus the user's answers.
+async def current_facts(
+    tracker: Tracker, stored: Optional[AccountFacts] = None
+) -> AccountFacts:
+    """What we know now: the store's record plus the user's answers.
 
-    The store is the authority for what it knows; answers fill its gaps.
+    The store is the authority for what it knows; answers fill its gaps. The
+    record is re-read unless the caller has just read it (`stored`).
     """
     answers = answers_to_facts(tracker.slots)
     if tracker.get_slot("facts_source") != "store":
         return answers
-    result = await lookup(tracker.get_slot("account_id"))
-    if result.status != FOUND or result.facts is None:
-        return answers
+    if stored is None:
+        result = await lookup(tracker.get_slot("account_id"))
+        if result.status != FOUND or result.facts is None:
+            return answers
+        stored = result.facts
     gaps = {name: answers.get(name) for name in answers.known()}
-    known = set(result.facts.known())
-    return result.facts.updated({k: v for k, v in gaps.items() if k not in known})
+    known = set(stored.known())
+    return stored.updated({k: v for k, v in gaps.items() if k not in known})
 
 
 class ActionStartDiagnosis(Action):

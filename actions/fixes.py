@@ -149,7 +149,7 @@ class ValidateFixForm(FormValidationAction):
             dispatcher.utter_message(response="utter_step_acknowledged")
 
         steps = [*steps_from_slot(tracker.get_slot("steps_tried")), step]
-        following = next_finding(await current_facts(tracker), steps, table)
+        following = next_finding(await current_facts(tracker, fresh), steps, table)
         return {
             "step_done": None,
             "steps_tried": [s.to_slot() for s in steps],
