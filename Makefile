@@ -22,6 +22,31 @@ ACTION_PORT ?= 5055
 # `make run ID=demo_account_frozen` chats as that conversation id.
 ID ?=
 
+# Profiles (README "Profiles"). embedded (default): SQLite tracker and account
+# stores, in-memory lock store, no server needed. prod: PostgreSQL tracker and
+# account stores, Redis lock store; `make serve PROFILE=prod`. Every value below
+# is a default that the environment overrides.
+PROFILE ?= embedded
+ifeq ($(PROFILE),prod)
+ENDPOINTS := endpoints.prod.yml
+export BOT_PROFILE := prod
+export TRACKER_DB_HOST ?= 127.0.0.1
+export TRACKER_DB_PORT ?= 5432
+export TRACKER_DB_NAME ?= jiebei_tracker
+export TRACKER_DB_USER ?= postgres
+export TRACKER_DB_PASSWORD ?=
+export LOCK_REDIS_HOST ?= 127.0.0.1
+export LOCK_REDIS_PORT ?= 6379
+export LOCK_REDIS_DB ?= 0
+export LOCK_KEY_PREFIX ?= jiebei
+export ACCOUNT_DB_URL ?= postgresql://postgres@127.0.0.1:5432/jiebei_accounts
+else ifeq ($(PROFILE),embedded)
+ENDPOINTS := endpoints.yml
+export TRACKER_DB_PATH ?= .rasa/tracker.db
+else
+$(error PROFILE must be embedded or prod, got '$(PROFILE)')
+endif
+
 # A Python 3.10 interpreter: python3.10 on PATH (a pyenv shim counts only if it
 # runs), else any pyenv-installed 3.10.
 PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/local/bin/python3.10 /usr/bin/python3.10; do \
@@ -59,7 +84,13 @@ train: $(MODEL)
 
 # The embedded account store (SQLite) with the demo accounts; reseeded when
 # the fixtures change. ACCOUNT_DB_URL set to PostgreSQL seeds that instead.
+ifeq ($(PROFILE),prod)
+db: install
+	@echo "==> seeding the demo accounts into $(ACCOUNT_DB_URL)"
+	$(PY) -m actions.services.accounts seed
+else
 db: $(ACCOUNT_DB)
+endif
 
 $(ACCOUNT_DB): actions/services/fixtures/accounts.json actions/services/accounts.py $(VENV)/.installed
 	@echo "==> seeding the account store"
@@ -81,13 +112,13 @@ run: train db
 	@$(RASA) run actions --port $(ACTION_PORT) > .rasa/actions.log 2>&1 & pid=$$!; \
 	  trap 'kill $$pid 2>/dev/null' EXIT; \
 	  echo "==> starting rasa shell: type in Chinese, Ctrl-D to quit"; \
-	  $(RASA) shell --model $(MODEL) --endpoints endpoints.yml $(if $(ID),--conversation-id $(ID),)
+	  $(RASA) shell --model $(MODEL) --endpoints $(ENDPOINTS) $(if $(ID),--conversation-id $(ID),)
 
 serve: train db
-	@echo "==> action server :$(ACTION_PORT), Rasa :$(RASA_PORT) (REST + socket.io, --enable-api); Ctrl-C stops both"
+	@echo "==> profile $(PROFILE): action server :$(ACTION_PORT), Rasa :$(RASA_PORT) (REST + socket.io, --enable-api); Ctrl-C stops both"
 	@$(RASA) run actions --port $(ACTION_PORT) & a=$$!; \
 	  $(RASA) run --enable-api -i 127.0.0.1 -p $(RASA_PORT) --model $(MODEL) \
-	    --credentials credentials.yml --endpoints endpoints.yml & r=$$!; \
+	    --credentials credentials.yml --endpoints $(ENDPOINTS) & r=$$!; \
 	  trap 'kill $$a $$r 2>/dev/null; wait' INT TERM EXIT; \
 	  wait
 

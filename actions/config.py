@@ -14,9 +14,12 @@ DEFAULT_DB_URL = f"sqlite:///{ROOT / '.rasa' / 'accounts.db'}"
 class Settings:
     """Everything the actions and services need to know about their environment."""
 
-    # "demo": the conversation id is the account id (fixture accounts).
-    # "prod": account facts only for a verified identity (channels issue).
+    # "demo": fixture accounts, embedded stores. "prod": real servers.
     profile: str
+    # Who the user is: "sender" (the conversation id is the account id: the
+    # demo's fixture ids) or "verified" (only a signed identity counts; the
+    # default of the production profile).
+    identity: str
     account_db_url: str
     case_db_url: str
     lookup_timeout_s: float
@@ -41,8 +44,16 @@ def load_settings() -> Settings:
     profile = os.environ.get("BOT_PROFILE", "demo")
     if profile not in ("demo", "prod"):
         raise ValueError(f"BOT_PROFILE must be demo or prod, got {profile!r}")
+    identity = os.environ.get("ACCOUNT_IDENTITY") or (
+        "sender" if profile == "demo" else "verified"
+    )
+    if identity not in ("sender", "verified"):
+        raise ValueError(
+            f"ACCOUNT_IDENTITY must be sender or verified, got {identity!r}"
+        )
     return Settings(
         profile=profile,
+        identity=identity,
         account_db_url=account_url,
         case_db_url=os.environ.get("CASE_DB_URL") or account_url,
         lookup_timeout_s=_float("ACCOUNT_LOOKUP_TIMEOUT", 2.0),

@@ -52,10 +52,11 @@ async def lookup(
 def identified_account(sender_id: str) -> Optional[str]:
     """Whose account this conversation may read.
 
-    Demo profile: the conversation id is the account id. Production profile:
-    only a verified identity counts (not implemented yet), so nobody.
+    ``ACCOUNT_IDENTITY=sender`` (the demo profile's default): the conversation
+    id is the account id. ``verified`` (the production profile's default): only
+    a signed identity counts, which no channel carries yet, so nobody.
     """
-    return sender_id if load_settings().profile == "demo" else None
+    return sender_id if load_settings().identity == "sender" else None
 
 
 async def run_blocking(function: Callable[..., T], *args: Any) -> T:

@@ -4,7 +4,8 @@ Rasa's `--fail-on-warnings` still passes when an intent or response is unused.
 This wrapper runs the real command and fails on any warning line, with two
 exceptions that Rasa 3.6 raises for every project of this shape:
 - "utterance X is not used in any story or rule" for a response that custom
-  action code or the diagnosis rule table names (found by scanning `actions/`
+  action code, the reply guard or the diagnosis rule table names (found by
+  scanning `actions/` and `bot_server/`
   for its name), that a form sends to ask for a slot (utter_ask_<slot>), or
   that Rasa's own fallback action sends: the validator sees none of these;
 - "duplicated intents ... across multiple domain files" for retrieval intents:
@@ -109,9 +110,12 @@ def main() -> int:
     ]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     output = run.stdout + run.stderr
-    sources = sorted((ROOT / "actions").rglob("*.py")) + sorted(
-        (ROOT / "actions").rglob("*.yml")
-    )
+    sources = [
+        path
+        for folder in ("actions", "bot_server")
+        for pattern in ("*.py", "*.yml")
+        for path in sorted((ROOT / folder).rglob(pattern))
+    ]
     names, prefixes = responses_sent_by_actions(sources)
     names |= {f"utter_ask_{slot}" for slot in domain_slots(ROOT / "domain")}
     retrieval = retrieval_intents(ROOT / "data" / "nlu")

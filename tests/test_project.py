@@ -124,9 +124,11 @@ def test_every_response_the_code_and_rule_table_name_exists() -> None:
 
     responses = set(load_domain()["responses"])
     named: Set[str] = set()
-    for path in list((ROOT / "actions").rglob("*.py")) + list(
-        (ROOT / "actions").rglob("*.yml")
-    ):
+    for path in [
+        *(ROOT / "actions").rglob("*.py"),
+        *(ROOT / "actions").rglob("*.yml"),
+        *(ROOT / "bot_server").rglob("*.py"),
+    ]:
         named |= set(re.findall(r"utter_[a-z0-9_/]+", path.read_text(encoding="utf-8")))
     named -= {"utter_intent_title_", "utter_message"}  # a prefix constant; the API
     missing = sorted(n for n in named if n not in responses)

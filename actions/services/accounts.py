@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from actions.config import Settings, load_settings
 from actions.diagnosis.errors import AccountNotFound, FactsError
 from actions.diagnosis.facts import AccountFacts, parse_facts
-from actions.services.sql import StoreUnavailable, engine_for
+from actions.services.sql import StoreUnavailable, engine_for, ensure_database
 
 FIXTURES = Path(__file__).with_name("fixtures") / "accounts.json"
 MAX_ID_LENGTH = 64
@@ -141,7 +141,10 @@ def account_store(settings: Optional[Settings] = None) -> SqlAccountStore:
 
 def seed(store: Optional[SqlAccountStore] = None) -> int:
     """Create the table and (re)load the fixture accounts."""
-    store = store or account_store()
+    if store is None:
+        settings = load_settings()
+        ensure_database(settings.account_db_url, settings.lookup_timeout_s)
+        store = account_store(settings)
     store.create_schema()
     return store.put_many(load_fixtures().items())
 

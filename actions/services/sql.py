@@ -39,3 +39,33 @@ def engine_for(url: str, timeout_s: float) -> Engine:
         pool_pre_ping=True,
         future=True,
     )
+
+
+def ensure_database(url: str, timeout_s: float) -> None:
+    """Create the PostgreSQL database of ``url`` if it does not exist yet.
+
+    Connects to the server's ``postgres`` database for that. SQLite files are
+    created on first use, so nothing is done for them.
+    """
+    target = sa.engine.make_url(url)
+    if not target.drivername.startswith("postgresql") or not target.database:
+        return
+    admin = sa.create_engine(
+        target.set(database="postgres"),
+        connect_args=connect_args(url, timeout_s),
+        isolation_level="AUTOCOMMIT",
+        future=True,
+    )
+    try:
+        with admin.connect() as connection:
+            exists = connection.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": target.database},
+            ).first()
+            if not exists:
+                quoted = admin.dialect.identifier_preparer.quote(target.database)
+                connection.execute(sa.text(f"CREATE DATABASE {quoted}"))
+    except sa.exc.OperationalError as error:
+        raise StoreUnavailable(f"cannot reach {target.host}: {error.orig}") from error
+    finally:
+        admin.dispose()

@@ -100,29 +100,48 @@ class Bot:
 def _start(
     command: List[str], env: Dict[str, str], log: Path
 ) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
+    handle = log.open("ab")
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
     )
 
 
-@contextmanager
-def running_bot(
-    workdir: Path, extra_env: Optional[Dict[str, str]] = None
-) -> Iterator[Bot]:
-    """Start both servers against a fresh SQLite store seeded with the fixtures."""
+def start_actions(env: Dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """The action server on ``port``; returns once /health answers."""
+    process = _start([str(RASA), "run", "actions", "--port", str(port)], env, log)
+    wait_until_up(f"http://127.0.0.1:{port}/health", process, log)
+    return process
+
+
+def start_rasa(
+    env: Dict[str, str], port: int, log: Path, endpoints: str = "endpoints.yml"
+) -> subprocess.Popen[bytes]:
+    """A Rasa server with the trained model on ``port``; returns once it is up."""
     if not MODEL.exists():
         raise RuntimeError(f"no trained model at {MODEL}: run `make train` first")
-    rasa_port, action_port = free_port(), free_port()
-    db_url = f"sqlite:///{workdir / 'accounts.db'}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "ACCOUNT_DB_URL": db_url,
-        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        **(extra_env or {}),
-    }
+    process = _start(
+        [str(RASA), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(port),
+         "--model", str(MODEL), "--endpoints", endpoints,
+         "--credentials", "credentials.yml"],
+        env, log,
+    )  # fmt: skip
+    wait_until_up(f"http://127.0.0.1:{port}/status", process, log)
+    return process
+
+
+def stop(process: Optional[subprocess.Popen[bytes]]) -> None:
+    """Terminate a server and wait for it (kill after 20 s)."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def seed_accounts(env: Dict[str, str]) -> None:
     subprocess.run(
         [sys.executable, "-m", "actions.services.accounts", "seed"],
         cwd=ROOT,
@@ -130,31 +149,36 @@ def running_bot(
         check=True,
         capture_output=True,
     )
-    actions = _start(
-        [str(RASA), "run", "actions", "--port", str(action_port)],
-        env,
-        workdir / "actions.log",
-    )
-    rasa = _start(
-        [str(RASA), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(rasa_port),
-         "--model", str(MODEL), "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
-        env, workdir / "rasa.log",
-    )  # fmt: skip
+
+
+def base_env(workdir: Path, action_port: int) -> Dict[str, str]:
+    """The embedded profile in ``workdir``: its own SQLite account and tracker files."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "ACCOUNT_DB_URL": f"sqlite:///{workdir / 'accounts.db'}",
+        "TRACKER_DB_PATH": str(workdir / "tracker.db"),
+        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+
+
+@contextmanager
+def running_bot(
+    workdir: Path, extra_env: Optional[Dict[str, str]] = None
+) -> Iterator[Bot]:
+    """Start both servers against a fresh SQLite store seeded with the fixtures."""
+    rasa_port, action_port = free_port(), free_port()
+    env = {**base_env(workdir, action_port), **(extra_env or {})}
+    seed_accounts(env)
+    actions: Optional[subprocess.Popen[bytes]] = None
+    rasa: Optional[subprocess.Popen[bytes]] = None
     try:
-        wait_until_up(
-            f"http://127.0.0.1:{action_port}/health", actions, workdir / "actions.log"
-        )
-        wait_until_up(
-            f"http://127.0.0.1:{rasa_port}/status", rasa, workdir / "rasa.log"
-        )
+        actions = start_actions(env, action_port, workdir / "actions.log")
+        rasa = start_rasa(env, rasa_port, workdir / "rasa.log")
         yield Bot(
             f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{action_port}", env
         )
     finally:
-        for process in (rasa, actions):
-            process.terminate()
-        for process in (rasa, actions):
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(rasa)
+        stop(actions)

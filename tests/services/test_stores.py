@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-import sqlalchemy as sa
 
 from actions.diagnosis.errors import AccountNotFound
 from actions.diagnosis.facts import parse_facts
@@ -20,36 +18,17 @@ from actions.services.accounts import (
 )
 from actions.services.cases import CaseStore
 from actions.services.sql import StoreUnavailable
-
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.servers import Postgres
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A throwaway database on the local PostgreSQL server, dropped afterwards."""
-    name = f"jiebei_test_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+def postgres_url(postgres: Postgres) -> Iterator[str]:
+    """A throwaway database on a real PostgreSQL server, dropped afterwards."""
+    name = postgres.create_database()
     try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as error:
-        pytest.fail(
-            "PostgreSQL is needed at 127.0.0.1:5432 (trust auth, user postgres): "
-            f"install and start it (Debian: apt-get install postgresql). {error}"
-        )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        yield postgres.url(name)
     finally:
-        with admin.connect() as connection:
-            connection.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+        postgres.drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
