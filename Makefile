@@ -100,7 +100,9 @@ $(ACCOUNT_DB): actions/services/fixtures/accounts.json actions/services/accounts
 # Retrains only when config, domain, data or NLU code changed.
 $(MODEL): $(MODEL_INPUTS) $(SPACY_MODEL)/meta.json $(VENV)/.installed
 	@echo "==> training (fixed random seeds; a few minutes on 2 cores)"
-	$(RASA) train --config config.yml --domain domain --data data --out models --fixed-model-name jiebei
+	@mkdir -p .rasa; start=$$(date +%s); \
+	  $(RASA) train --config config.yml --domain domain --data data --out models --fixed-model-name jiebei && \
+	  echo $$(( $$(date +%s) - start )) > .rasa/train_seconds
 	@touch $@
 
 actions: install db

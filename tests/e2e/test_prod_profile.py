@@ -1,0 +1,306 @@
+"""The production profile against real servers (run by `make e2e`, part of `make test`).
+
+Two Rasa processes share the PostgreSQL tracker store and the Redis lock store
+(endpoints.prod.yml) with one action server whose account store is PostgreSQL.
+The servers come from tests/servers.py: the machine's own, or throwaway ones;
+a missing server fails the test with what to install, never a skip.
+
+Account lookups use ``ACCOUNT_IDENTITY=sender`` (fixture ids as conversation ids)
+because the production profile's signed identity belongs to the channels issue.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+import pytest
+import redis as redis_client
+
+from tests.e2e.harness import (
+    Bot,
+    base_env,
+    free_port,
+    http,
+    seed_accounts,
+    start_actions,
+    start_rasa,
+    stop,
+)
+from tests.servers import Postgres, Redis, throwaway_postgres
+
+pytestmark = pytest.mark.e2e
+
+# Ten turns each; several scripts so that conversations end in different states.
+SCRIPTS: Dict[str, List[str]] = {
+    "no_real_name": ["你好", "我的支付宝里找不到借呗了", "正常", "还没实名", "绑了一张",
+                     "六百多", "没有逾期", "没申请过", "好的", "谢谢"],
+    "frozen": ["在吗", "借呗入口没了", "被冻结了", "实名了", "绑了两张", "七百",
+               "没有", "一次都没有", "嗯", "好"],
+    "low_score": ["您好", "借呗咋没了", "正常", "实名了", "有一张卡", "五百多",
+                  "没逾期过", "没有", "知道了", "谢谢你"],
+    "faq_first": ["借呗怎么还款", "那我的借呗入口为啥不见了", "正常", "实名过了",
+                  "没绑卡", "六百五", "有过一次逾期", "两次", "行", "谢谢"],
+}  # fmt: skip
+CONVERSATIONS = 20
+
+
+@dataclass
+class Cluster:
+    """Two Rasa instances, one action server, shared stores."""
+
+    env: Dict[str, str]
+    workdir: Path
+    rasa_ports: List[int]
+    action_port: int
+    postgres: Postgres
+    redis: Redis
+    processes: Dict[str, Any] = field(default_factory=dict)
+
+    def url(self, instance: int) -> str:
+        return f"http://127.0.0.1:{self.rasa_ports[instance]}"
+
+    def bot(self, instance: int) -> Bot:
+        return Bot(self.url(instance), f"http://127.0.0.1:{self.action_port}", self.env)
+
+    def start_rasa(self, instance: int, env: Optional[Dict[str, str]] = None) -> None:
+        self.processes[f"rasa{instance}"] = start_rasa(
+            env or self.env,
+            self.rasa_ports[instance],
+            self.workdir / f"rasa{instance}.log",
+            endpoints="endpoints.prod.yml",
+        )
+
+    def stop_rasa(self, instance: int) -> None:
+        stop(self.processes.pop(f"rasa{instance}", None))
+
+    def start_actions(self, env: Optional[Dict[str, str]] = None) -> None:
+        self.processes["actions"] = start_actions(
+            env or self.env, self.action_port, self.workdir / "actions.log"
+        )
+
+    def stop_actions(self) -> None:
+        stop(self.processes.pop("actions", None))
+
+
+def prod_env(
+    workdir: Path,
+    action_port: int,
+    postgres: Postgres,
+    redis: Redis,
+    tracker_db: str,
+    accounts_db: str,
+    key_prefix: str,
+) -> Dict[str, str]:
+    return {
+        **base_env(workdir, action_port),
+        "BOT_PROFILE": "prod",
+        "ACCOUNT_IDENTITY": "sender",
+        "ACCOUNT_DB_URL": postgres.url(accounts_db),
+        "TRACKER_DB_HOST": postgres.host,
+        "TRACKER_DB_PORT": str(postgres.port),
+        "TRACKER_DB_NAME": tracker_db,
+        "TRACKER_DB_USER": postgres.user,
+        "TRACKER_DB_PASSWORD": "",
+        "LOCK_REDIS_HOST": redis.host,
+        "LOCK_REDIS_PORT": str(redis.port),
+        "LOCK_REDIS_DB": "0",
+        "LOCK_KEY_PREFIX": key_prefix,
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, postgres: Postgres, redis: Redis
+) -> Iterator[Cluster]:
+    workdir = tmp_path_factory.mktemp("prod")
+    tracker_db = f"jiebei_tracker_{uuid.uuid4().hex[:8]}"  # created by Rasa
+    accounts_db = postgres.create_database("jiebei_accounts")
+    key_prefix = f"jiebeitest{uuid.uuid4().hex[:8]}"
+    action_port = free_port()
+    env = prod_env(
+        workdir, action_port, postgres, redis, tracker_db, accounts_db, key_prefix
+    )
+    seed_accounts(env)
+    running = Cluster(env, workdir, [free_port(), free_port()], action_port,
+                      postgres, redis)  # fmt: skip
+    try:
+        running.start_actions()
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            list(pool.map(running.start_rasa, [0, 1]))
+        yield running
+    finally:
+        for name in list(running.processes):
+            stop(running.processes.pop(name))
+        postgres.drop_database(tracker_db)
+        postgres.drop_database(accounts_db)
+        keys = redis_client.Redis(redis.host, redis.port)
+        for key in keys.scan_iter(f"{key_prefix}:*"):
+            keys.delete(key)
+
+
+def user_texts(tracker: Dict[str, Any]) -> List[str]:
+    return [e["text"] for e in tracker["events"] if e.get("event") == "user"]
+
+
+def state(tracker: Dict[str, Any]) -> Dict[str, Any]:
+    """The dialogue state compared between runs: slots and the active form."""
+    return {
+        "slots": tracker["slots"],
+        "active_loop": (tracker.get("active_loop") or {}).get("name"),
+        "paused": tracker["paused"],
+    }
+
+
+def converse(cluster: Cluster, sender: str, turns: Sequence[str], offset: int) -> None:
+    """Send the turns in order, alternating between the two instances."""
+    for index, text in enumerate(turns):
+        replies = cluster.bot((index + offset) % 2).say(sender, text)
+        assert replies, f"{sender} turn {index} ({text}) got no reply"
+
+
+def test_two_instances_keep_twenty_concurrent_conversations_intact(
+    cluster: Cluster,
+) -> None:
+    # Reference: each script alone, on one instance, one after another.
+    reference = {}
+    for name, turns in SCRIPTS.items():
+        sender = f"ref_{name}_{uuid.uuid4().hex[:6]}"
+        for text in turns:
+            cluster.bot(0).say(sender, text)
+        reference[name] = state(cluster.bot(0).tracker(sender))
+    assert reference["no_real_name"]["slots"]["real_name_verified"] is False
+    assert reference["frozen"]["slots"]["account_status"] == "frozen"
+
+    names = list(SCRIPTS)
+    plan = {
+        f"conc_{i:02d}_{uuid.uuid4().hex[:6]}": names[i % len(names)]
+        for i in range(CONVERSATIONS)
+    }
+    with concurrent.futures.ThreadPoolExecutor(CONVERSATIONS) as pool:
+        futures = [
+            pool.submit(converse, cluster, sender, SCRIPTS[script], offset)
+            for offset, (sender, script) in enumerate(plan.items())
+        ]
+        for future in futures:
+            future.result()
+
+    for sender, script in plan.items():
+        for instance in (0, 1):
+            tracker = cluster.bot(instance).tracker(sender)
+            assert user_texts(tracker) == SCRIPTS[script], sender
+            assert state(tracker) == reference[script], sender
+
+
+def test_a_burst_to_both_instances_loses_and_doubles_nothing(cluster: Cluster) -> None:
+    sender = f"burst_{uuid.uuid4().hex[:6]}"
+    texts = [f"借呗额度是多少 第{i}条" for i in range(8)]
+    with concurrent.futures.ThreadPoolExecutor(len(texts)) as pool:
+        list(pool.map(lambda i: cluster.bot(i % 2).say(sender, texts[i]),
+                      range(len(texts))))  # fmt: skip
+    said = user_texts(cluster.bot(0).tracker(sender))
+    assert sorted(said) == sorted(texts)
+
+
+def without_recipient(replies: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k != "recipient_id"} for r in replies]
+
+
+def test_a_restarted_instance_continues_the_conversation_mid_form(
+    cluster: Cluster,
+) -> None:
+    turns = SCRIPTS["no_real_name"]
+    reference = f"ref_restart_{uuid.uuid4().hex[:6]}"
+    sender = f"restart_{uuid.uuid4().hex[:6]}"
+    for text in turns[:5]:
+        cluster.bot(0).say(reference, text)
+        cluster.bot(0).say(sender, text)
+    before = state(cluster.bot(0).tracker(sender))
+    assert before["active_loop"] == "facts_form"
+    assert before["slots"]["real_name_verified"] is False
+
+    cluster.stop_rasa(0)
+    cluster.start_rasa(0)
+
+    assert state(cluster.bot(0).tracker(sender)) == before
+    expected_reply = without_recipient(cluster.bot(1).say(reference, turns[5]))
+    assert without_recipient(cluster.bot(0).say(sender, turns[5])) == expected_reply
+    assert state(cluster.bot(0).tracker(sender)) == state(
+        cluster.bot(0).tracker(reference)
+    )
+
+
+def trouble_reply(replies: List[Dict[str, Any]]) -> bool:
+    return any("系统暂时出了点问题" in str(r.get("text")) for r in replies)
+
+
+def test_action_server_down_gets_an_apology_and_the_human_offer(
+    cluster: Cluster,
+) -> None:
+    sender = f"down_{uuid.uuid4().hex[:6]}"
+    cluster.stop_actions()
+    try:
+        # the HTTP timeout bounds the wait: an answer, not silence
+        replies = http(
+            "POST",
+            f"{cluster.url(1)}/webhooks/rest/webhook",
+            {"sender": sender, "message": "我的支付宝里找不到借呗了"},
+            timeout=10,
+        )
+        assert trouble_reply(replies)
+        assert any(
+            b["title"] == "转人工" for r in replies for b in r.get("buttons", [])
+        )
+        assert user_texts(cluster.bot(1).tracker(sender)) == [
+            "我的支付宝里找不到借呗了"
+        ]
+    finally:
+        cluster.start_actions()
+    after = cluster.bot(1).say(
+        f"back_{uuid.uuid4().hex[:6]}", "我的支付宝里找不到借呗了"
+    )
+    assert after and not trouble_reply(after)
+
+
+def test_account_store_down_takes_the_ask_the_user_path(cluster: Cluster) -> None:
+    cluster.stop_actions()
+    broken = {**cluster.env, "ACCOUNT_DB_URL": "postgresql://postgres@127.0.0.1:1/none"}
+    try:
+        cluster.start_actions(broken)
+        bot = cluster.bot(0)
+        bot.reset("demo_account_frozen")
+        bot.say("demo_account_frozen", "我的支付宝里找不到借呗了")
+        said = bot.utterances("demo_account_frozen")
+        assert "utter_lookup_unavailable" in said
+        assert said[-1] == "utter_ask_account_status"  # asks what it could not read
+    finally:
+        cluster.stop_actions()
+        cluster.start_actions()
+
+
+def test_after_a_postgresql_restart_the_next_messages_work(cluster: Cluster) -> None:
+    with ExitStack() as stack:
+        pg = stack.enter_context(throwaway_postgres())
+        env = {**cluster.env, "TRACKER_DB_HOST": pg.server.host,
+               "TRACKER_DB_PORT": str(pg.port), "TRACKER_DB_NAME": "tracker"}  # fmt: skip
+        port = free_port()
+        log = cluster.workdir / "rasa_pg_restart.log"
+        process = start_rasa(env, port, log, endpoints="endpoints.prod.yml")
+        stack.callback(stop, process)
+        bot = Bot(f"http://127.0.0.1:{port}", "", env)
+        sender = f"pgrestart_{uuid.uuid4().hex[:6]}"
+        turns = SCRIPTS["no_real_name"]
+        for text in turns[:3]:
+            assert bot.say(sender, text)
+
+        pg.restart()
+
+        for text in turns[3:6]:
+            replies = bot.say(sender, text)
+            assert replies and not trouble_reply(replies), text
+        assert user_texts(bot.tracker(sender)) == turns[:6]
+        assert bot.tracker(sender)["active_loop"]["name"] == "facts_form"
