@@ -165,3 +165,13 @@ def test_the_deadline_comes_from_the_environment(
 ) -> None:
     monkeypatch.setenv("REPLY_DEADLINE_SECONDS", raw)
     assert guard.reply_deadline_s() == expected
+
+
+def test_the_failure_message_is_the_one_the_pinned_rasa_processor_logs() -> None:
+    import inspect
+
+    import rasa.core.processor
+
+    source = inspect.getsource(rasa.core.processor.MessageProcessor._run_action)
+    assert f'f"{guard.ACTION_FAILURE_PREFIX} ' in source
+    assert rasa.core.processor.logger.name == guard.PROCESSOR_LOGGER
