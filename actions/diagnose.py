@@ -72,7 +72,7 @@ async def current_facts(
     if tracker.get_slot("facts_source") != "store":
         return answers
     if stored is None:
-        result = await lookup(tracker.get_slot("account_id"))
+        result = await lookup(identified_account(tracker))
         if result.status != FOUND or result.facts is None:
             return answers
         stored = result.facts
@@ -98,7 +98,7 @@ class ActionStartDiagnosis(Action):
         events: List[EventType] = [SlotSet(slot, None) for slot in WALK_SLOTS]
         events.append(SlotSet("problem_text", tracker.latest_message.get("text")))
 
-        account_id = identified_account(tracker.sender_id)
+        account_id = identified_account(tracker)
         result = await lookup(account_id)
         if result.status == FOUND and result.facts is not None:
             dispatcher.utter_message(

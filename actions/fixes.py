@@ -27,7 +27,7 @@ from actions.diagnosis.walk import (
     unresolved,
 )
 from actions.forms_common import extract_answer, latest_intent
-from actions.lookup import FOUND, lookup, run_blocking
+from actions.lookup import FOUND, identified_account, lookup, run_blocking
 from actions.services.cases import case_store
 from actions.services.sql import StoreUnavailable
 
@@ -134,7 +134,7 @@ class ValidateFixForm(FormValidationAction):
 
         fresh: Optional[AccountFacts] = None
         if said_yes and tracker.get_slot("facts_source") == "store":
-            result = await lookup(tracker.get_slot("account_id"))
+            result = await lookup(identified_account(tracker))
             fresh = result.facts if result.status == FOUND else None
         table = default_rules()
         step = answer_step(finding, said_yes, fresh, table)

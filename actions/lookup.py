@@ -7,9 +7,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar
 
+from rasa_sdk import Tracker
+
 from actions.config import load_settings
 from actions.diagnosis.errors import AccountNotFound
 from actions.diagnosis.facts import AccountFacts
+from actions.identity import verified_account
 from actions.services.accounts import AccountStore, account_store
 from actions.services.sql import StoreUnavailable
 
@@ -49,14 +52,17 @@ async def lookup(
     return Lookup(FOUND, facts)
 
 
-def identified_account(sender_id: str) -> Optional[str]:
-    """Whose account this conversation may read.
+def identified_account(tracker: Tracker) -> Optional[str]:
+    """Whose account this message may read.
 
     ``ACCOUNT_IDENTITY=sender`` (the demo profile's default): the conversation
     id is the account id. ``verified`` (the production profile's default): only
-    a signed identity counts, which no channel carries yet, so nobody.
+    a valid signed token in the current message's metadata counts
+    (actions/identity.py); without one the user is anonymous.
     """
-    return sender_id if load_settings().identity == "sender" else None
+    if load_settings().identity == "sender":
+        return str(tracker.sender_id)
+    return verified_account((tracker.latest_message or {}).get("metadata"))
 
 
 async def run_blocking(function: Callable[..., T], *args: Any) -> T:
