@@ -14,7 +14,10 @@ from rasa.core.channels.rest import RestInput
 from rasa.core.channels.socketio import SocketIOInput
 from sanic import Blueprint
 
+from bot_server import speedups
 from bot_server.guard import guarded
+
+speedups.install()  # the Rasa server loads this module at startup (credentials.yml)
 
 
 class GuardedRestInput(RestInput):
