@@ -19,6 +19,8 @@ export ACTION_ENDPOINT_URL ?= http://127.0.0.1:5055/webhook
 NLU_MIN_F1 ?= 0.95
 RASA_PORT ?= 5005
 ACTION_PORT ?= 5055
+# The chat page of `make serve` (bot_server/webpage.py), on 127.0.0.1.
+WEB_PORT ?= 8080
 # `make run ID=demo_account_frozen` chats as that conversation id.
 ID ?=
 
@@ -55,15 +57,20 @@ PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 MODEL_INPUTS := config.yml $(shell find domain data nlu -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' -o -name '*.jsonl' \) 2>/dev/null)
 
 ACCOUNT_DB := .rasa/accounts.db
+# The chat page's socket.io client, copied from the npm package pinned in
+# package-lock.json; never edited by hand (web/vendor/ is not committed).
+WEB_VENDOR := web/vendor/socket.io.min.js
+# The browser of the browser tests: Debian's chromium, never a download.
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: help install spacy train db run serve actions test lint typecheck pytest validate nlu-test story-test e2e stories bench lock clean
+.PHONY: help install web browser spacy train db run serve actions test lint typecheck pytest validate nlu-test story-test e2e stories bench bench-nlu lock clean
 
 help:
 	@echo "make run      install, train if needed, chat in the terminal"
 	@echo "make test     install, train if needed, run every check"
-	@echo "make install | train | serve | lint | bench | clean"
+	@echo "make install | train | serve | lint | bench | bench-nlu | clean"
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed web
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@if [ -z "$(PYTHON310)" ]; then echo "error: Python 3.10 not found: install it (apt-get install python3.10 python3.10-venv, or pyenv install 3.10) and run make again" >&2; exit 1; fi
@@ -73,6 +80,23 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@echo "==> installing pinned dependencies (a few minutes on a fresh machine)"
 	$(PY) -m pip install -r requirements-dev.txt -c constraints.txt
 	@touch $@
+
+web: $(WEB_VENDOR)
+
+# npm ci installs exactly the lockfile; skipped while the copy is newer.
+$(WEB_VENDOR): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found: install Node.js 20 with npm (apt-get install nodejs npm) and run make again" >&2; exit 1; }
+	@echo "==> vendoring socket.io-client for the chat page (npm ci, package-lock.json)"
+	npm ci --ignore-scripts --no-audit --no-fund
+	@mkdir -p $(@D)
+	cp node_modules/socket.io-client/dist/socket.io.min.js $@
+
+# Headless Chromium and CJK fonts for the browser tests (Debian packages).
+browser:
+	@if [ -x $(CHROMIUM) ] && dpkg -s fonts-noto-cjk >/dev/null 2>&1; then exit 0; fi; \
+	  if [ "$$(id -u)" != 0 ]; then echo "error: the browser tests need Debian's chromium and fonts-noto-cjk: run as root (or: sudo apt-get install chromium fonts-noto-cjk) and make again" >&2; exit 1; fi; \
+	  echo "==> installing chromium and fonts-noto-cjk (apt-get) for the browser tests"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk
 
 spacy: $(SPACY_MODEL)/meta.json
 
@@ -117,11 +141,13 @@ run: train db
 	  $(RASA) shell --model $(MODEL) --endpoints $(ENDPOINTS) $(if $(ID),--conversation-id $(ID),)
 
 serve: train db
-	@echo "==> profile $(PROFILE): action server :$(ACTION_PORT), Rasa :$(RASA_PORT) (REST + socket.io, --enable-api); Ctrl-C stops both"
+	@echo "==> profile $(PROFILE): action server :$(ACTION_PORT), Rasa :$(RASA_PORT) (REST + socket.io, --enable-api), chat page http://127.0.0.1:$(WEB_PORT)/; Ctrl-C stops all three"
 	@$(RASA) run actions --port $(ACTION_PORT) & a=$$!; \
 	  $(RASA) run --enable-api -i 127.0.0.1 -p $(RASA_PORT) --model $(MODEL) \
 	    --credentials credentials.yml --endpoints $(ENDPOINTS) & r=$$!; \
-	  trap 'kill $$a $$r 2>/dev/null; wait' INT TERM EXIT; \
+	  RASA_PUBLIC_URL=$${RASA_PUBLIC_URL:-http://127.0.0.1:$(RASA_PORT)} \
+	    $(PY) -m bot_server.webpage --host 127.0.0.1 --port $(WEB_PORT) & w=$$!; \
+	  trap 'kill $$a $$r $$w 2>/dev/null; wait' INT TERM EXIT; \
 	  wait
 
 # Every check. Cheap ones first so they fail fast; the model-based ones last.
@@ -152,7 +178,7 @@ story-test: train
 	@echo "==> test stories (--fail-on-prediction-errors)"
 	$(RASA) test core --model $(MODEL) --stories tests/stories --out $(RESULTS)/core --fail-on-prediction-errors --no-plot
 
-e2e: train
+e2e: train browser web
 	@echo "==> end-to-end conversations (Rasa server + action server + account store)"
 	$(VENV)/bin/pytest -m e2e tests/e2e
 
@@ -160,7 +186,15 @@ e2e: train
 stories: train
 	$(PY) -m scripts.record_stories
 
+# End-to-end reply latency at 1, 8 and 32 users: embedded and production
+# profiles beside /model/parse and a bare Rasa project, one after another
+# (needs PostgreSQL and Redis, local or throwaway, like make e2e; ~20 min).
+# BENCH_ARGS='--levels 1,8 --systems embedded,bare' narrows a run.
 bench: train
+	$(PY) -m scripts.bench_e2e $(BENCH_ARGS)
+
+# NLU only: our pipeline beside a plain reference pipeline (trains both, ~30 min).
+bench-nlu: train
 	$(PY) -m scripts.bench
 
 lock: install

@@ -7,7 +7,8 @@ Same names, URLs and payloads as Rasa's own channels (``/webhooks/rest/webhook``
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+import uuid
+from typing import Any, Awaitable, Callable, Dict, Optional
 
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
@@ -46,5 +47,29 @@ class GuardedSocketIOInput(SocketIOInput):
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
-        """Rasa's blueprint around the guarded handler."""
-        return super().blueprint(guarded(on_new_message))
+        """Rasa's blueprint around the guarded handler, with sessions that work."""
+        blueprint = super().blueprint(guarded(on_new_message))
+        sio = self.sio
+        assert sio is not None  # set by SocketIOInput.blueprint
+
+        # Rasa 3.6 calls AsyncServer.enter_room without await, a coroutine since
+        # python-socketio 5 (RasaHQ/rasa#13027): with session_persistence the
+        # socket never joins its session's room and every bot reply is lost.
+        # Same handler as Rasa's, awaited; it replaces Rasa's registration.
+        @sio.on("session_request", namespace=self.namespace)
+        async def session_request(
+            sid: str, data: Optional[Dict[str, Any]] = None
+        ) -> None:
+            data = dict(data or {})
+            if not data.get("session_id"):
+                data["session_id"] = uuid.uuid4().hex
+            if self.session_persistence:
+                await sio.enter_room(sid, data["session_id"], namespace=self.namespace)
+            await sio.emit(
+                "session_confirm",
+                data["session_id"],
+                room=sid,
+                namespace=self.namespace,
+            )
+
+        return blueprint

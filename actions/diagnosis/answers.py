@@ -175,7 +175,12 @@ def parse_rating(text: str) -> Answer:
     """A 1-5 satisfaction rating; SKIP when the user declines."""
     if re.search(r"跳过|不评|不打分|算了|不想|不用", text):
         return SKIP
-    match = re.search(r"[1-5]|[一二三四五](?=[星分颗]|$)", text.strip())
+    # A digit standing alone ("5", "给4分"), not part of a number, a word or
+    # code ("10000", "v1", "x=1").
+    match = re.search(
+        r"(?<![0-9A-Za-z_=.])[1-5](?![0-9A-Za-z_.])|[一二三四五](?=[星分颗]|$)",
+        text.strip(),
+    )
     if match:
         token = match.group()
         return int(token) if token.isdigit() else _DIGITS[token]

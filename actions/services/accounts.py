@@ -133,6 +133,13 @@ def fixture_descriptions(path: Path = FIXTURES) -> Mapping[str, str]:
     return dict(raw.get("descriptions", {}))
 
 
+def fixture_labels(path: Path = FIXTURES) -> Mapping[str, str]:
+    """Short Chinese names of the demo accounts (the chat page's demo switch)."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    labels: Mapping[str, str] = raw.get("labels_zh", {})
+    return {account: labels.get(account, account) for account in raw["descriptions"]}
+
+
 def account_store(settings: Optional[Settings] = None) -> SqlAccountStore:
     """The one place that picks the store from the configuration."""
     settings = settings or load_settings()

@@ -97,7 +97,9 @@ def test_account_status(text: str, value: Any) -> None:
 @pytest.mark.parametrize(
     ("text", "value"),
     [("5", 5), ("五星", 5), ("4分", 4), ("非常满意", 5), ("一般", 3), ("不满意", 2),
-     ("跳过", SKIP), ("8", None), ("嗯", None)],
+     ("跳过", SKIP), ("8", None), ("嗯", None), ("给4分吧", 4), ("打5星", 5),
+     ("我借了10000", None), ('<img src=x onerror="window.__pwned=1">', None),
+     ("v2", None)],
 )  # fmt: skip
 def test_rating(text: str, value: Any) -> None:
     assert parse_rating(text) == value

@@ -98,3 +98,14 @@ def test_factory_follows_the_environment(
     monkeypatch.setenv("ACCOUNT_LOOKUP_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="ACCOUNT_LOOKUP_TIMEOUT"):
         account_store()
+
+
+def test_every_demo_account_has_a_chinese_label_for_the_page() -> None:
+    import re
+
+    from actions.services.accounts import fixture_labels
+
+    labels = fixture_labels()
+    assert set(labels) == set(load_fixtures())
+    for account, label in labels.items():
+        assert re.search(r"[\u4e00-\u9fff]", label), account
