@@ -32,9 +32,7 @@ def token(
 
 def unsigned(sub: str = "demo_account_frozen") -> str:
     """A token with alg "none": no signature at all."""
-    return jwt.encode(
-        {"sub": sub, "exp": int(time.time()) + 600}, "", algorithm="none"
-    )
+    return jwt.encode({"sub": sub, "exp": int(time.time()) + 600}, "", algorithm="none")
 
 
 @pytest.mark.parametrize(
