@@ -12,6 +12,7 @@ import pytest
 from actions.diagnosis.engine import CAUSE_CODES, default_rules
 from actions.services.accounts import load_fixtures
 from actions.services.cases import CaseStore
+from tests.conftest import load_domain
 from tests.e2e.harness import Bot, running_bot
 from tests.e2e.scenarios import walk
 
@@ -140,7 +141,16 @@ def test_handoff_pauses_with_a_readable_case(bot: Bot) -> None:
     assert case["causes"] == ["account_frozen"]
     assert case["user_words"] == ["借呗被冻结了怎么办", "转人工"]
     assert cases(bot).outcome(sender)["outcome"] == "handed_off"
-    assert bot.say(sender, "还在吗") == []  # a human has it now
+    # A human has it now: the bot only says so (the reply guard), and the
+    # message is kept for the agent.
+    [waiting] = bot.say(sender, "还在吗")
+    assert (
+        waiting["text"]
+        == load_domain()["responses"]["utter_handoff_waiting"][0]["text"]
+    )
+    tracker = bot.tracker(sender)
+    assert tracker["paused"] is True
+    assert tracker["latest_message"]["text"] == "还在吗"
 
 
 def test_scam_report_is_warned_about(bot: Bot) -> None:
