@@ -29,9 +29,10 @@ is not counted.
 Latency is the wall clock of each HTTP request; percentiles include failed
 requests. Errors: non-200, an exception, a timeout (30 s), an empty reply, or
 the reply guard's apology (系统暂时出了点问题). msgs/s: answered messages per
-second of the level's wall time. Also: training time (``.rasa/train_seconds``,
-written by ``make train``), model size, resident memory of the Rasa and action
-servers after the load.
+second of the level's wall time. Also: the duration of the last ``make train``
+(``.rasa/train_seconds``; Rasa restores unchanged components from its cache, so
+it is a full training only after a clean clone), model size, resident memory
+of the Rasa and action servers after the load.
 
 Prints three tables, writes results/bench_e2e.json and results/bench_e2e.png.
 Numbers, not assertions: a missed target is reported, not a failure.
@@ -554,7 +555,7 @@ def check_table(rows: List[Dict[str, Any]]) -> str:
 def resource_table(report: Report) -> str:
     """Memory, model size and training time per system."""
     headers = ["system", "Rasa RSS MB", "action server RSS MB", "model MB",
-               "training s"]  # fmt: skip
+               "last make train s"]  # fmt: skip
     rows = [
         [r.system, r.rasa_rss_mb, "-" if r.actions_rss_mb is None else r.actions_rss_mb,
          r.model_mb, "not recorded" if r.train_s is None else r.train_s]
