@@ -3,8 +3,10 @@
 No network, Docker daemon or cluster is needed. The files are checked against
 published schemas (the Compose specification's JSON schema, vendored in
 ``schemas/``; Kubernetes' schemas through ``kubernetes-validate``) and against
-the project: the environment variables the code reads, the ports in the
-commands, the files the commands load, the secrets.
+the project: the environment variables the code of each server reads (Rasa
+server, action server, chat page server: SERVICE_CODE), the ports in the
+commands, the files the commands load (the page's vendored socket.io client
+included), the secrets (required, or optional for the messaging channels).
 """
 
 from __future__ import annotations
@@ -48,14 +50,18 @@ COMPOSE_SCHEMA = Path(__file__).with_name("schemas") / "compose-spec.json"
 # (rasa's pin); 1.28 is the newest Kubernetes schema set it bundles.
 K8S_VERSION = "1.28.0"
 
-# Measured RSS (README, issue 5): Rasa server with this model, action server.
+# Measured RSS (README, issue 5): Rasa server with this model, action server;
+# the chat page server: about 48 MB (python -m bot_server.webpage, idle).
 RASA_RSS_MIB = (1024, 1536)
 ACTIONS_RSS_MIB = 150
+WEB_RSS_MIB = 50
 
 RASA_SERVICE = "rasa"
 ACTIONS_SERVICES = ("actions", "demo-seed")
+WEB_SERVICE = "web"
 RASA_DEPLOYMENT = "jiebei-rasa"
 ACTIONS_DEPLOYMENT = "jiebei-actions"
+WEB_DEPLOYMENT = "jiebei-web"
 PLACEHOLDER = "REPLACE_ME"
 
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -66,30 +72,276 @@ SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE|_KEY$", re.I
 SECRET_FLAG = re.compile(r"token|password|secret", re.I)
 URL_PASSWORD = re.compile(r"://[^/\s:@]+:([^@\s]+)@")
 
+# Secrets that may be left unset: the messaging channels' (credentials.yml:
+# bot_server/wecom.py, bot_server/wechat_mp.py). A channel without its settings
+# is off (its webhook answers 503) and Rasa starts anyway, so compose passes
+# them as ${VAR:-} (empty = off) and Kubernetes as `secretKeyRef.optional: true`.
+# Every other secret is required: ${VAR:?message}, and a non-optional key.
+# test_optional_secrets_are_the_channels_secrets keeps this list exact.
+OPTIONAL_SECRETS = frozenset(
+    {
+        "WECOM_SECRET",
+        "WECOM_TOKEN",
+        "WECOM_AES_KEY",
+        "WECHAT_APP_SECRET",
+        "WECHAT_TOKEN",
+        "WECHAT_AES_KEY",
+    }
+)
+
+# The packages whose code the servers run (scripts/ and tests/ are dev tools).
+CODE_PACKAGES = ("actions", "bot_server", "nlu")
+
+# Which code runs in which server process, so whose environment reads each
+# service must be given. Explicit, because neither the folders nor the imports
+# tell it: bot_server/webpage.py is a process of its own (the chat page, service
+# `web`), not part of Rasa, although it sits in bot_server/; actions/identity.py
+# sits in actions/ but Rasa's messaging channels import it to mint identity
+# tokens. Globs relative to the repo, applied in order; "!" removes.
+# test_service_code_covers_what_it_imports checks the table against the imports.
+SERVICE_CODE: Mapping[str, Tuple[str, ...]] = {
+    # `rasa run`: credentials.yml's channels, endpoints.prod.yml's stores, the
+    # reply guard, config.yml's NLU components, and the identity module.
+    "rasa": (
+        "bot_server/*.py",
+        "!bot_server/webpage.py",
+        "nlu/**/*.py",
+        "actions/identity.py",
+    ),
+    # `python -m bot_server.webpage`: the chat page server.
+    "web": ("bot_server/webpage.py",),
+    # `rasa run actions`, and the demo seed (python -m actions.services.accounts).
+    "actions": ("actions/**/*.py",),
+}
+# Modules a service imports but whose environment reads it never makes as
+# deployed, with the reason. Any other imported module that reads the
+# environment must be in the service's SERVICE_CODE.
+IMPORTED_NOT_READ: Mapping[Tuple[str, str], str] = {
+    ("web", "actions/identity.py"): (
+        "webpage.py needs IDENTITY_JWT_SECRET only with WEB_DEMO_LOGIN=1, which no "
+        "deployment sets: the page server holds no secret"
+    ),
+    ("web", "actions/config.py"): (
+        "webpage.py imports actions.services.accounts for fixture_labels only, "
+        "which reads no setting"
+    ),
+}
+# Variables the code reads that deployment files must never set, and why.
+NEVER_DEPLOYED: Mapping[str, str] = {
+    "WEB_DEMO_LOGIN": (
+        "a test/demo stand-in for a host's login: /config.json?as=<fixture id> "
+        "mints identity tokens for the fixture accounts"
+    ),
+}
+# The code each compose service and each Kubernetes Deployment runs.
+COMPOSE_CODE: Mapping[str, str] = {
+    RASA_SERVICE: "rasa",
+    "actions": "actions",
+    "demo-seed": "actions",
+    WEB_SERVICE: "web",
+}
+K8S_CODE: Mapping[str, str] = {
+    RASA_DEPLOYMENT: "rasa",
+    ACTIONS_DEPLOYMENT: "actions",
+    WEB_DEPLOYMENT: "web",
+}
+
 
 # ----------------------------------------------------------------------------
 # What the code reads
 
+ENVIRON_EXPRESSIONS = ("os.environ", "environ")
+GETENV_FUNCTIONS = ("os.getenv", "getenv")
+ENVIRON_METHODS = ("get", "setdefault", "pop")
 
-def _python_env_reads(path: Path, *, config_module: bool) -> Set[str]:
-    """Names read with os.environ/os.getenv; in a config module also any call
-    whose first argument is an env-style literal (``_float("X", 2.0)``)."""
-    names: Set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Subscript):
-            target, key = ast.unparse(node.value), node.slice
-            if target in ("os.environ", "environ") and isinstance(key, ast.Constant):
-                names.add(str(key.value))
-        if not isinstance(node, ast.Call) or not node.args:
-            continue
-        first = node.args[0]
-        if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
-            continue
-        function = ast.unparse(node.func)
-        direct = function.endswith(("environ.get", "getenv", "environ.setdefault"))
-        if direct or (config_module and ENV_NAME_LITERAL.fullmatch(first.value)):
-            names.add(first.value)
+
+def relative(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else str(path)
+
+
+@cache
+def _parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+def module_file(module: str) -> Optional[Path]:
+    """The file of a project module (``actions.identity``); None for a library."""
+    if not module or module.split(".", 1)[0] not in CODE_PACKAGES:
+        return None
+    base = ROOT.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _absolute_module(path: Path, node: ast.ImportFrom) -> str:
+    """The module of ``from <module> import ...``, relative imports resolved."""
+    if not node.level:
+        return node.module or ""
+    # a/b/c.py and a/b/__init__.py are both in package a.b
+    package = list(path.relative_to(ROOT).parts[:-1])
+    base = package[: len(package) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def _imported_names(path: Path) -> Dict[str, str]:
+    """Local name → ``module`` (a module) or ``module:name`` (a name in one)."""
+    names: Dict[str, str] = {}
+    for node in ast.walk(_parse(path)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                local = alias.asname or alias.name.split(".", 1)[0]
+                names[local] = alias.name if alias.asname else local
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute_module(path, node)
+            for alias in node.names:
+                submodule = f"{module}.{alias.name}"
+                names[alias.asname or alias.name] = (
+                    submodule if module_file(submodule) else f"{module}:{alias.name}"
+                )
     return names
+
+
+def project_imports(path: Path) -> Set[Path]:
+    """The project modules a module imports (a.b.c also runs a and a.b)."""
+    found: Set[Path] = set()
+    for node in ast.walk(_parse(path)):
+        modules: List[str] = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute_module(path, node)
+            modules = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        for module in modules:
+            parts = module.split(".")
+            for end in range(1, len(parts) + 1):
+                file = module_file(".".join(parts[:end]))
+                if file is not None:
+                    found.add(file)
+    return found
+
+
+def _string_constants(path: Path) -> Dict[str, str]:
+    """Module-level string constants (``SECRET_ENV = "IDENTITY_JWT_SECRET"``)."""
+    constants: Dict[str, str] = {}
+    for node in _parse(path).body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if isinstance(value, ast.Constant) and isinstance(value.value, str):
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    constants[target.id] = value.value
+    return constants
+
+
+@dataclass(frozen=True)
+class EnvReads:
+    names: frozenset[str]
+    # Reads whose variable the scan cannot tell ("path:line: code").
+    unresolved: Tuple[str, ...]
+
+
+@cache
+def env_reads(path: Path) -> EnvReads:
+    """The environment variables a module reads.
+
+    * ``os.environ[X]``, ``os.environ.get/setdefault/pop(X)``, ``os.getenv(X)``,
+      ``X in os.environ``, also through a local alias
+      (``env = os.environ if environ is None else environ``);
+    * X a literal, a module constant, or a constant of an imported project
+      module (``identity.SECRET_ENV``);
+    * every module constant named ``*_ENV``: by convention the name of a
+      variable (``SECRET_ENV = "IDENTITY_JWT_SECRET"``), however it is read;
+    * in a config module (``config.py``) also any call whose first argument is
+      an env-style literal (``_float("X", 2.0)``): its helpers read a parameter.
+    """
+    tree = _parse(path)
+    constants = _string_constants(path)
+    imported = _imported_names(path)
+    config_module = path.name == "config.py"
+    names = {value for name, value in constants.items() if name.endswith("_ENV")}
+    unresolved: List[str] = []
+    aliases = {
+        target.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and any(ast.unparse(n) == "os.environ" for n in ast.walk(node.value))
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+    def is_environ(node: ast.expr) -> bool:
+        return ast.unparse(node) in ENVIRON_EXPRESSIONS or (
+            isinstance(node, ast.Name) and node.id in aliases
+        )
+
+    def resolve(node: ast.expr) -> Optional[str]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.Name) and node.id in constants:
+            return constants[node.id]
+        module, attribute = "", ""
+        if isinstance(node, ast.Name) and ":" in imported.get(node.id, ""):
+            module, attribute = imported[node.id].split(":")
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            module, attribute = imported.get(node.value.id, ""), node.attr
+        file = module_file(module)
+        return _string_constants(file).get(attribute) if file else None
+
+    for node in ast.walk(tree):
+        key: Optional[ast.expr] = None
+        if isinstance(node, ast.Subscript) and is_environ(node.value):
+            key = node.slice
+        elif (
+            isinstance(node, ast.Compare)
+            and isinstance(node.ops[0], (ast.In, ast.NotIn))
+            and is_environ(node.comparators[0])
+        ):
+            key = node.left
+        elif isinstance(node, ast.Call) and node.args:
+            function = node.func
+            if ast.unparse(function) in GETENV_FUNCTIONS or (
+                isinstance(function, ast.Attribute)
+                and function.attr in ENVIRON_METHODS
+                and is_environ(function.value)
+            ):
+                key = node.args[0]
+            elif config_module:
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    if ENV_NAME_LITERAL.fullmatch(first.value):
+                        names.add(first.value)
+        if key is None:
+            continue
+        name = resolve(key)
+        if name is None:
+            line = getattr(node, "lineno", 0)
+            unresolved.append(f"{relative(path)}:{line}: {ast.unparse(node)}")
+        else:
+            names.add(name)
+    return EnvReads(frozenset(names), tuple(unresolved))
+
+
+def code_files() -> List[Path]:
+    return sorted(
+        path for package in CODE_PACKAGES for path in (ROOT / package).rglob("*.py")
+    )
+
+
+def service_code(code: str) -> Set[Path]:
+    """The files of SERVICE_CODE[code]."""
+    files: Set[Path] = set()
+    for pattern in SERVICE_CODE[code]:
+        if pattern.startswith("!"):
+            files -= set(ROOT.glob(pattern[1:]))
+        else:
+            files |= set(ROOT.glob(pattern))
+    return files
 
 
 def yaml_env_refs(node: Any) -> Set[str]:
@@ -103,41 +355,88 @@ def yaml_env_refs(node: Any) -> Set[str]:
     return set()
 
 
-def _package_env_reads(*packages: str) -> Set[str]:
+@cache
+def code_env_vars(code: str) -> frozenset[str]:
+    """What a server's code reads (SERVICE_CODE); Rasa also expands ``${VAR}`` in
+    endpoints.prod.yml and credentials.yml."""
     names: Set[str] = set()
-    for package in packages:
-        for path in sorted((ROOT / package).rglob("*.py")):
-            names |= _python_env_reads(path, config_module=path.name == "config.py")
-    return names
-
-
-@cache
-def rasa_env_vars() -> frozenset[str]:
-    """What the Rasa server reads: endpoints.prod.yml and its Python extensions."""
-    assert ENDPOINTS_PROD.exists(), (
-        "endpoints.prod.yml (the production profile) is missing"
-    )
-    from_yaml = yaml_env_refs(
-        yaml.safe_load(ENDPOINTS_PROD.read_text(encoding="utf-8"))
-    )
-    assert from_yaml, "no ${VAR} found in endpoints.prod.yml: the regex is wrong"
-    return frozenset(from_yaml | _package_env_reads("bot_server", "nlu"))
-
-
-@cache
-def actions_env_vars() -> frozenset[str]:
-    """What the action server reads (actions/config.py and any direct read)."""
-    names = _package_env_reads("actions")
-    assert names, "no environment variable found in actions/: the scan is wrong"
+    for path in service_code(code):
+        names |= env_reads(path).names
+    if code == "rasa":
+        assert ENDPOINTS_PROD.exists(), (
+            "endpoints.prod.yml (the production profile) is missing"
+        )
+        from_yaml = yaml_env_refs(
+            yaml.safe_load(ENDPOINTS_PROD.read_text(encoding="utf-8"))
+        )
+        assert from_yaml, "no ${VAR} found in endpoints.prod.yml: the regex is wrong"
+        names |= from_yaml | yaml_env_refs(
+            yaml.safe_load(CREDENTIALS.read_text(encoding="utf-8"))
+        )
+    assert names, f"no environment variable found in the {code} code: the scan is wrong"
     return frozenset(names)
+
+
+def deployed_env_vars(code: str) -> Set[str]:
+    """What a deployment of that code must set: what it reads, less NEVER_DEPLOYED."""
+    return set(code_env_vars(code)) - set(NEVER_DEPLOYED)
+
+
+def channel_env_vars() -> Set[str]:
+    """What the channels of credentials.yml read themselves (all optional)."""
+    credentials = yaml.safe_load(CREDENTIALS.read_text(encoding="utf-8")) or {}
+    names: Set[str] = set()
+    for channel in credentials:
+        file = module_file(str(channel).rpartition(".")[0])
+        if file is not None:
+            names |= env_reads(file).names
+    return names
 
 
 def test_the_env_scan_finds_what_config_py_reads() -> None:
     """Guards the scanner: a read through a helper (``_float(NAME)``) counts too."""
-    reads = _python_env_reads(ROOT / "actions" / "config.py", config_module=True)
+    reads = env_reads(ROOT / "actions" / "config.py").names
     source = (ROOT / "actions" / "config.py").read_text(encoding="utf-8")
     literals = set(re.findall(r"[\"'](" + ENV_NAME_LITERAL.pattern + r")[\"']", source))
     assert reads == literals
+
+
+def test_the_env_scan_follows_constants_aliases_and_imports(tmp_path: Path) -> None:
+    """Guards the scanner on every form of read it claims to see."""
+    from actions import identity
+
+    module = tmp_path / "reads.py"
+    module.write_text(
+        "import os\n"
+        "from os import environ\n"
+        "from actions import identity\n"
+        "from actions.identity import SECRET_ENV as IMPORTED_ENV\n"
+        'TIMEOUT_ENV = "FROM_ENV_CONSTANT"\n'
+        'OTHER = "FROM_CONSTANT"\n'
+        "def settings(mapping=None):\n"
+        "    env = os.environ if mapping is None else mapping\n"
+        '    env.get("FROM_ALIAS")\n'
+        "    os.environ[OTHER]\n"
+        '    environ.get("FROM_BARE_ENVIRON")\n'
+        '    os.getenv("FROM_GETENV")\n'
+        '    "FROM_IN" in os.environ\n'
+        "    os.environ.get(identity.SECRET_ENV)\n"
+        "    os.environ.get(IMPORTED_ENV)\n"
+        "    os.environ.get(mapping)\n",
+        encoding="utf-8",
+    )
+    # Project modules (actions.identity) resolve from the repo.
+    reads = env_reads(module)
+    assert reads.names == {
+        "FROM_ENV_CONSTANT",
+        "FROM_CONSTANT",
+        "FROM_ALIAS",
+        "FROM_BARE_ENVIRON",
+        "FROM_GETENV",
+        "FROM_IN",
+        identity.SECRET_ENV,
+    }
+    assert len(reads.unresolved) == 1 and "get(mapping)" in reads.unresolved[0]
 
 
 # ----------------------------------------------------------------------------
@@ -148,39 +447,120 @@ class MissingVariable(Exception):
     """A ``${VAR:?message}`` whose variable is not set."""
 
 
-_REFERENCE = re.compile(
-    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[^}]*)\}|(?P<named>" + ENV_NAME + r"))"
-)
+_NAMED = re.compile(ENV_NAME)
 _BRACED = re.compile(
     r"(?P<name>" + ENV_NAME + r")(?:(?P<op>:?[-?+])(?P<arg>.*))?", re.S
 )
 
 
+@dataclass(frozen=True)
+class Reference:
+    """One ``$VAR`` / ``${VAR<op><arg>}``; ``arg`` is raw (it may nest references)."""
+
+    name: str
+    op: Optional[str] = None
+    arg: str = ""
+
+
+def _tokens(text: str) -> Iterator[Any]:
+    """Literal text (str) and References, in order; ``$$`` is a literal ``$``."""
+    index, literal = 0, ""
+    while index < len(text):
+        if text[index] != "$":
+            literal += text[index]
+            index += 1
+            continue
+        following = text[index + 1 : index + 2]
+        if following == "$":
+            literal, index = literal + "$", index + 2
+            continue
+        named = _NAMED.match(text, index + 1)
+        if following != "{" and named is None:
+            literal, index = literal + "$", index + 1
+            continue
+        if literal:
+            yield literal
+            literal = ""
+        if following != "{" and named is not None:
+            yield Reference(named.group(0))
+            index = named.end()
+            continue
+        # ${...}: up to the matching brace (arguments may nest ${...}).
+        depth, end = 1, index + 2
+        while depth:
+            if end >= len(text):
+                raise ValueError(f"unclosed ${{ in {text!r}")
+            if text.startswith("$$", end) or text.startswith("${", end):
+                depth += text[end + 1] == "{"
+                end += 2
+                continue
+            depth -= text[end] == "}"
+            end += 1
+        braced = _BRACED.fullmatch(text[index + 2 : end - 1])
+        if braced is None:
+            raise ValueError(f"unsupported interpolation {text[index:end]!r}")
+        yield Reference(
+            braced.group("name"), braced.group("op"), braced.group("arg") or ""
+        )
+        index = end
+    if literal:
+        yield literal
+
+
+def references(text: str) -> Iterator[Reference]:
+    """Every reference in ``text``, nested ones included."""
+    for token in _tokens(text):
+        if isinstance(token, Reference):
+            yield token
+            yield from references(token.arg)
+
+
 def interpolate(text: str, env: Mapping[str, str]) -> str:
-    """Compose's variable syntax: $$, $VAR, ${VAR}, ${VAR[:]-x}, ${VAR[:]?x}, ${VAR[:]+x}."""
+    """Compose's variable syntax: $$, $VAR, ${VAR}, ${VAR[:]-x}, ${VAR[:]?x},
+    ${VAR[:]+x}, with references nested in x (``${A:-${B:-default}}``)."""
 
-    def replace(match: re.Match[str]) -> str:
-        if match.group("escaped"):
-            return "$"
-        if match.group("named"):
-            return env.get(match.group("named"), "")
-        braced = _BRACED.fullmatch(match.group("braced"))
-        if braced is None or "$" in (braced.group("arg") or ""):
-            raise ValueError(f"unsupported interpolation {match.group(0)!r}")
-        name, op, arg = braced.group("name"), braced.group("op"), braced.group("arg")
-        value = env.get(name)
+    def value_of(ref: Reference) -> str:
+        value = env.get(ref.name)
         empty = not value
-        if op is None:
+        if ref.op is None:
             return value or ""
-        if op in (":-", "-"):
-            return arg if (empty if op == ":-" else value is None) else str(value)
-        if op in (":?", "?"):
-            if empty if op == ":?" else value is None:
-                raise MissingVariable(f"{name}: {arg}")
+        if ref.op in (":-", "-"):
+            unset = empty if ref.op == ":-" else value is None
+            return interpolate(ref.arg, env) if unset else str(value)
+        if ref.op in (":?", "?"):
+            if empty if ref.op == ":?" else value is None:
+                raise MissingVariable(f"{ref.name}: {interpolate(ref.arg, env)}")
             return str(value)
-        return "" if (empty if op == ":+" else value is None) else arg
+        unset = empty if ref.op == ":+" else value is None
+        return "" if unset else interpolate(ref.arg, env)
 
-    return _REFERENCE.sub(replace, text)
+    return "".join(
+        token if isinstance(token, str) else value_of(token) for token in _tokens(text)
+    )
+
+
+def test_interpolation_follows_compose() -> None:
+    """Guards the interpolator with the Compose specification's examples."""
+    env = {"SET": "value", "EMPTY": ""}
+    cases = {
+        "$SET-${SET}": "value-value",
+        "${UNSET:-default} ${EMPTY:-d} ${EMPTY-d}": "default d ",
+        "${UNSET:-${SET}}": "value",
+        "${UNSET:-${ALSO_UNSET:-nested}}/x": "nested/x",
+        "${SET:+alt}${UNSET:+alt}": "alt",
+        "$$SET $${SET} 5$": "$SET ${SET} 5$",
+        "http://127.0.0.1:${PORT:-5005}": "http://127.0.0.1:5005",
+    }
+    for text, expected in cases.items():
+        assert interpolate(text, env) == expected, text
+    with pytest.raises(MissingVariable, match="UNSET: set it"):
+        interpolate("${UNSET:?set it}", env)
+    with pytest.raises(MissingVariable, match="EMPTY"):
+        interpolate("${EMPTY:?}", env)
+    assert interpolate("${EMPTY?}", env) == ""
+    assert [r.name for r in references("${A:-${B:-x}}$C $$D")] == ["A", "B", "C"]
+    with pytest.raises(ValueError):
+        interpolate("${A/x/y}", env)
 
 
 def interpolate_tree(node: Any, env: Mapping[str, str]) -> Any:
@@ -208,13 +588,12 @@ def compose_strings(node: Any) -> Iterator[str]:
             yield from compose_strings(item)
 
 
+def compose_references() -> List[Reference]:
+    return [ref for text in compose_strings(compose_raw()) for ref in references(text)]
+
+
 def required_compose_vars() -> Set[str]:
-    pattern = re.compile(r"\$\{(" + ENV_NAME + r"):?\?")
-    return {
-        name
-        for text in compose_strings(compose_raw())
-        for name in pattern.findall(text)
-    }
+    return {ref.name for ref in compose_references() if ref.op in (":?", "?")}
 
 
 def dummy_env() -> Dict[str, str]:
@@ -606,7 +985,7 @@ def test_kubernetes_schema_check_can_fail() -> None:
 
 def test_expected_kubernetes_objects_exist() -> None:
     kinds = {(m.doc["kind"], m.doc["metadata"]["name"]) for m in all_k8s_manifests()}
-    for deployment in (RASA_DEPLOYMENT, ACTIONS_DEPLOYMENT):
+    for deployment in K8S_CODE:
         assert ("Deployment", deployment) in kinds
         assert ("Service", deployment) in kinds
     assert any(kind == "ConfigMap" for kind, _ in kinds)
@@ -617,23 +996,137 @@ def test_expected_kubernetes_objects_exist() -> None:
 # Environment: everything the code reads is set
 
 
-@pytest.mark.parametrize("service", [RASA_SERVICE, *ACTIONS_SERVICES])
+def test_every_server_is_mapped_to_its_code() -> None:
+    """A new service or Deployment of our image must say which code it runs."""
+    ours = {
+        name
+        for name, service in compose_raw()["services"].items()
+        if "build" in service
+    }
+    assert ours == set(COMPOSE_CODE), "update COMPOSE_CODE"
+    deployments = {
+        m.doc["metadata"]["name"]
+        for m in k8s_manifests()
+        if m.doc["kind"] == "Deployment"
+    }
+    assert deployments == set(K8S_CODE), "update K8S_CODE"
+    assert set(COMPOSE_CODE.values()) == set(K8S_CODE.values()) == set(SERVICE_CODE)
+
+
+def test_the_env_scan_resolves_every_read() -> None:
+    """A read the scan cannot name (``os.environ.get(f"X_{y}")``) would go unchecked;
+    config modules excepted: their helpers read a parameter, and the literal
+    names at their call sites count (test_the_env_scan_finds_what_config_py_reads)."""
+    unresolved = [
+        read
+        for path in code_files()
+        if path.name != "config.py"
+        for read in env_reads(path).unresolved
+    ]
+    assert not unresolved
+
+
+def test_service_code_covers_what_it_imports() -> None:
+    """SERVICE_CODE against the imports: whatever a service's code imports and
+    reads the environment is its code too, unless IMPORTED_NOT_READ says why not;
+    every module that reads the environment runs in some service."""
+    reading = {
+        path
+        for path in code_files()
+        if env_reads(path).names or env_reads(path).unresolved
+    }
+    exempted: Set[Tuple[str, str]] = set()
+    for code in SERVICE_CODE:
+        own = service_code(code)
+        assert own, f"SERVICE_CODE[{code!r}] matches no file"
+        closure, todo = set(own), list(own)
+        while todo:
+            for imported in project_imports(todo.pop()) - closure:
+                closure.add(imported)
+                todo.append(imported)
+        for path in sorted((closure - own) & reading):
+            key = (code, relative(path))
+            assert key in IMPORTED_NOT_READ, (
+                f"the {code} code imports {key[1]}, which reads "
+                f"{sorted(env_reads(path).names)}: add it to SERVICE_CODE[{code!r}] "
+                "(or to IMPORTED_NOT_READ, with the reason)"
+            )
+            exempted.add(key)
+    assert exempted == set(IMPORTED_NOT_READ), "stale IMPORTED_NOT_READ entries"
+    everywhere = set().union(*(service_code(code) for code in SERVICE_CODE))
+    orphans = sorted(relative(path) for path in reading - everywhere)
+    assert not orphans, f"no service in SERVICE_CODE runs {orphans}"
+
+
+def test_the_page_server_is_not_the_rasa_server() -> None:
+    """bot_server/webpage.py runs as its own process: its reads are the web
+    service's, not Rasa's; the identity secret is read by Rasa's channels
+    (minting) and by the action server (verifying)."""
+    from actions import identity
+    from bot_server import webpage
+
+    page = Path(webpage.__file__).resolve()
+    assert service_code("web") == {page}
+    assert page not in service_code("rasa") | service_code("actions")
+    page_only = env_reads(page).names - code_env_vars("rasa")
+    assert page_only, "the page server reads nothing of its own: the scan is wrong"
+    for code in ("rasa", "actions"):
+        assert identity.SECRET_ENV in code_env_vars(code), code
+    assert identity.SECRET_ENV not in code_env_vars("web")
+
+
+@pytest.mark.parametrize("service", list(COMPOSE_CODE))
 def test_compose_sets_every_variable_the_service_reads(service: str) -> None:
-    wanted = rasa_env_vars() if service == RASA_SERVICE else actions_env_vars()
+    wanted = deployed_env_vars(COMPOSE_CODE[service])
     missing = wanted - set(service_env(compose()["services"][service]))
     assert not missing, (
         f"docker-compose.yml service {service} does not set {sorted(missing)}"
     )
 
 
-@pytest.mark.parametrize("deployment", [RASA_DEPLOYMENT, ACTIONS_DEPLOYMENT])
+@pytest.mark.parametrize("deployment", list(K8S_CODE))
 def test_kubernetes_sets_every_variable_the_container_reads(deployment: str) -> None:
-    wanted = rasa_env_vars() if deployment == RASA_DEPLOYMENT else actions_env_vars()
+    wanted = deployed_env_vars(K8S_CODE[deployment])
     missing = wanted - k8s_container_env(k8s_container(deployment))
     assert not missing, f"deploy/k8s {deployment} does not set {sorted(missing)}"
 
 
-@pytest.mark.parametrize("deployment", [RASA_DEPLOYMENT, ACTIONS_DEPLOYMENT])
+def env_example_lines() -> Dict[str, Tuple[str, bool]]:
+    """deploy/compose.env.example: name → (value, commented out)."""
+    found: Dict[str, Tuple[str, bool]] = {}
+    for line in COMPOSE_ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        match = re.fullmatch(r"\s*(#\s*)?(" + ENV_NAME + r")=(\S*).*", line)
+        if match:
+            found[match.group(2)] = (match.group(3), match.group(1) is not None)
+    return found
+
+
+def test_never_deployed_variables_are_not_set() -> None:
+    everything = set().union(*(code_env_vars(code) for code in SERVICE_CODE))
+    assert set(NEVER_DEPLOYED) <= everything, "stale NEVER_DEPLOYED entries"
+    raw = compose_raw()
+    set_somewhere = {
+        (f"docker-compose.yml {name}", key)
+        for name, service in raw["services"].items()
+        for key in service_env(service)
+    }
+    set_somewhere |= {
+        ("deploy/compose.env.example", key) for key in env_example_lines()
+    }
+    for manifest in all_k8s_manifests():
+        doc = manifest.doc
+        keys = set(doc.get("data", {})) | set(doc.get("stringData", {}))
+        if doc["kind"] == "Deployment":
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                keys |= {item["name"] for item in container.get("env", [])}
+        set_somewhere |= {(manifest.id, key) for key in keys}
+    wrong = sorted(
+        f"{where}: {key}" for where, key in set_somewhere if key in NEVER_DEPLOYED
+    )
+    assert not wrong, f"never set these in a deployment ({NEVER_DEPLOYED}): {wrong}"
+
+
+@pytest.mark.parametrize("deployment", list(K8S_CODE))
 def test_kubernetes_references_resolve(deployment: str) -> None:
     container = k8s_container(deployment)
     for item in container.get("env", []):
@@ -681,24 +1174,54 @@ def test_actions_commands_match_in_compose_and_kubernetes() -> None:
     assert compose_args == list(k8s_container(ACTIONS_DEPLOYMENT)["args"])
 
 
+def test_web_commands_match_in_compose_and_kubernetes() -> None:
+    from bot_server import webpage
+
+    compose_args = command_list(compose()["services"][WEB_SERVICE])
+    assert compose_args[:3] == ["python", "-m", webpage.__name__]
+    assert option(compose_args, "--host") == "0.0.0.0", (
+        f"the page server listens on {webpage.DEFAULT_HOST} unless told: "
+        "unreachable in a container"
+    )
+    assert compose_args == list(k8s_container(WEB_DEPLOYMENT)["args"])
+
+
+def default_port(code: str) -> str:
+    """The port a server listens on when its command names none."""
+    from bot_server import webpage
+
+    return {"rasa": "5005", "actions": "5055", "web": str(webpage.DEFAULT_PORT)}[code]
+
+
 def _port(args: List[str], default: str) -> int:
     return int(option(args, "-p", "--port", default=default) or default)
 
 
+def published_ports(service: Mapping[str, Any]) -> List[Tuple[str, str, str]]:
+    """A compose service's ``ports`` as (host ip, host port, container port)."""
+    found = []
+    for entry in service.get("ports", []):
+        parts = str(entry).split("/")[0].split(":")
+        assert len(parts) == 3, f"{entry}: give the host address (loopback)"
+        found.append((parts[0], parts[1], parts[2]))
+    return found
+
+
 def test_compose_ports_match_the_commands() -> None:
     services = compose()["services"]
-    rasa_port = _port(command_list(services[RASA_SERVICE]), "5005")
-    actions_port = _port(command_list(services["actions"]), "5055")
+    rasa_port = _port(command_list(services[RASA_SERVICE]), default_port("rasa"))
+    actions_port = _port(command_list(services["actions"]), default_port("actions"))
+    web_port = _port(command_list(services[WEB_SERVICE]), default_port("web"))
 
-    published = [
-        str(p).rsplit(":", 1)[-1].split("/")[0] for p in services[RASA_SERVICE]["ports"]
-    ]
-    assert published == [str(rasa_port)]
+    for service, port in ((RASA_SERVICE, rasa_port), (WEB_SERVICE, web_port)):
+        published = [inside for _, _, inside in published_ports(services[service])]
+        assert published == [str(port)], service
     assert str(actions_port) in [str(p) for p in services["actions"].get("expose", [])]
 
     for service, port, path in (
         (RASA_SERVICE, rasa_port, "/"),
         ("actions", actions_port, "/health"),
+        (WEB_SERVICE, web_port, "/"),
     ):
         probe = " ".join(services[service]["healthcheck"]["test"])
         url = re.search(r"https?://[^'\"\s]+", probe)
@@ -714,6 +1237,84 @@ def test_compose_ports_match_the_commands() -> None:
         actions_port,
         "/webhook",
     )
+
+
+def test_compose_publishes_only_rasa_and_the_page_on_loopback() -> None:
+    services = compose()["services"]
+    publishing = {name for name, service in services.items() if service.get("ports")}
+    assert publishing == {RASA_SERVICE, WEB_SERVICE}
+    for name in publishing:
+        for address, _, _ in published_ports(services[name]):
+            assert address == "127.0.0.1", f"{name} is published on {address}"
+    other = compose({**dummy_env(), "WEB_PORT": "9090", "WEB_BIND": "0.0.0.0"})
+    assert published_ports(other["services"][WEB_SERVICE])[0][:2] == ("0.0.0.0", "9090")
+
+
+def test_compose_page_points_the_browser_at_the_published_rasa_port() -> None:
+    """RASA_PUBLIC_URL is what the BROWSER uses: by default Rasa's published
+    port on the host, following RASA_PORT; behind a proxy, its public origin."""
+    from bot_server import webpage
+
+    for env in ({}, {"RASA_PORT": "6000"}):
+        services = compose({**dummy_env(), **env})["services"]
+        ((address, host_port, _),) = published_ports(services[RASA_SERVICE])
+        url = service_env(services[WEB_SERVICE])["RASA_PUBLIC_URL"]
+        assert url == f"http://{address}:{host_port}", env
+        assert webpage.rasa_origin(url) == url
+    public = "https://bot.example.com"
+    services = compose({**dummy_env(), "RASA_PUBLIC_URL": public})["services"]
+    assert service_env(services[WEB_SERVICE])["RASA_PUBLIC_URL"] == public
+
+
+def test_kubernetes_page_points_the_browser_at_a_public_origin() -> None:
+    from bot_server import webpage
+
+    container = k8s_container(WEB_DEPLOYMENT)
+    values = [
+        cm["data"]["RASA_PUBLIC_URL"]
+        for source in container.get("envFrom", [])
+        if "configMapRef" in source
+        for cm in [k8s_object("ConfigMap", source["configMapRef"]["name"])]
+        if "RASA_PUBLIC_URL" in cm.get("data", {})
+    ]
+    assert len(values) == 1, "RASA_PUBLIC_URL must come from the ConfigMap"
+    url = values[0]
+    assert webpage.rasa_origin(url) == url, "scheme://host[:port] only"
+    host = urlsplit(url).hostname or ""
+    services = {
+        m.doc["metadata"]["name"] for m in k8s_manifests() if m.doc["kind"] == "Service"
+    }
+    assert host not in services and ".svc" not in host and "." in host, (
+        f"{url}: the browser cannot reach an in-cluster name"
+    )
+
+
+def test_page_and_action_server_run_the_same_profile() -> None:
+    """The page's demo switch (demo profile) only makes sense with the action
+    server's demo profile; the page's own default is demo, so it must be set."""
+    for env in ({}, {"BOT_PROFILE": "demo"}):
+        services = compose({**dummy_env(), **env})["services"]
+        profiles = {
+            service_env(services[name]).get("BOT_PROFILE")
+            for name, code in COMPOSE_CODE.items()
+            if "BOT_PROFILE" in code_env_vars(code)
+        }
+        assert profiles == {env.get("BOT_PROFILE", "prod")}, profiles
+    sources = {
+        deployment: [
+            source["configMapRef"]["name"]
+            for source in k8s_container(deployment).get("envFrom", [])
+            if "configMapRef" in source
+        ]
+        for deployment, code in K8S_CODE.items()
+        if "BOT_PROFILE" in code_env_vars(code)
+    }
+    assert len({tuple(names) for names in sources.values()}) == 1, sources
+    assert not any(
+        item["name"] == "BOT_PROFILE"
+        for deployment in sources
+        for item in k8s_container(deployment).get("env", [])
+    ), "BOT_PROFILE comes from the shared ConfigMap only"
 
 
 def test_compose_store_settings_point_at_the_compose_servers() -> None:
@@ -744,12 +1345,10 @@ def test_compose_store_settings_point_at_the_compose_servers() -> None:
             assert url.path.lstrip("/") == postgres_env["POSTGRES_DB"], name
 
 
-@pytest.mark.parametrize(
-    "deployment, default", [(RASA_DEPLOYMENT, "5005"), (ACTIONS_DEPLOYMENT, "5055")]
-)
-def test_kubernetes_ports_match_the_commands(deployment: str, default: str) -> None:
+@pytest.mark.parametrize("deployment", list(K8S_CODE))
+def test_kubernetes_ports_match_the_commands(deployment: str) -> None:
     container = k8s_container(deployment)
-    port = _port(list(container["args"]), default)
+    port = _port(list(container["args"]), default_port(K8S_CODE[deployment]))
     assert [p["containerPort"] for p in container["ports"]] == [port]
     for probe in ("readinessProbe", "livenessProbe"):
         assert resolve_port(container, container[probe]["httpGet"]["port"]) == port, (
@@ -785,7 +1384,7 @@ def test_kubernetes_action_endpoint_is_the_actions_service() -> None:
 
 def test_compose_health_checks_and_start_order() -> None:
     services = compose()["services"]
-    for name in (RASA_SERVICE, "actions", "postgres", "redis"):
+    for name in (RASA_SERVICE, "actions", WEB_SERVICE, "postgres", "redis"):
         assert services[name].get("healthcheck", {}).get("test"), (
             f"{name} has no healthcheck"
         )
@@ -796,8 +1395,11 @@ def test_compose_health_checks_and_start_order() -> None:
         (RASA_SERVICE, {"postgres", "redis", "actions"}),
         ("actions", {"postgres"}),
         ("demo-seed", {"postgres"}),
+        # The page loads without Rasa; the browser's socket.io client
+        # reconnects until Rasa answers.
+        (WEB_SERVICE, set()),
     ):
-        depends = services[name]["depends_on"]
+        depends = services[name].get("depends_on", {})
         assert set(depends) == needs, name
         assert all(d["condition"] == "service_healthy" for d in depends.values()), name
     postgres_volumes = [str(v).split(":")[0] for v in services["postgres"]["volumes"]]
@@ -810,7 +1412,11 @@ def test_compose_health_checks_and_start_order() -> None:
 
 
 def test_kubernetes_probes_and_resources() -> None:
-    for deployment, path in ((RASA_DEPLOYMENT, "/"), (ACTIONS_DEPLOYMENT, "/health")):
+    for deployment, path in (
+        (RASA_DEPLOYMENT, "/"),
+        (ACTIONS_DEPLOYMENT, "/health"),
+        (WEB_DEPLOYMENT, "/"),
+    ):
         container = k8s_container(deployment)
         for probe in ("readinessProbe", "livenessProbe"):
             assert container[probe]["httpGet"]["path"] == path, f"{deployment} {probe}"
@@ -825,10 +1431,17 @@ def test_kubernetes_probes_and_resources() -> None:
     actions = k8s_container(ACTIONS_DEPLOYMENT)["resources"]
     assert memory_mib(actions["requests"]["memory"]) >= ACTIONS_RSS_MIB
     assert memory_mib(actions["limits"]["memory"]) >= 2 * ACTIONS_RSS_MIB
-    compose_limit = compose()["services"][RASA_SERVICE]["deploy"]["resources"][
-        "limits"
-    ]["memory"]
-    assert memory_mib(compose_limit, COMPOSE_MEMORY_UNITS) > RASA_RSS_MIB[1]
+    web = k8s_container(WEB_DEPLOYMENT)["resources"]
+    assert memory_mib(web["requests"]["memory"]) >= WEB_RSS_MIB
+    assert memory_mib(web["limits"]["memory"]) >= 2 * WEB_RSS_MIB
+
+    def compose_limit(service: str) -> float:
+        limits = compose()["services"][service]["deploy"]["resources"]["limits"]
+        return memory_mib(limits["memory"], COMPOSE_MEMORY_UNITS)
+
+    assert compose_limit(RASA_SERVICE) > RASA_RSS_MIB[1]
+    assert compose_limit("actions") >= 2 * ACTIONS_RSS_MIB
+    assert compose_limit(WEB_SERVICE) >= 2 * WEB_RSS_MIB
 
 
 def _store_class(store: Mapping[str, Any], builtin: Mapping[str, str]) -> type:
@@ -880,7 +1493,16 @@ def test_runtime_image_holds_what_the_commands_load() -> None:
         "`docker build` without --target must give the runtime image"
     )
     chain = stage_chain(stages, runtime)
-    rasa_args = command_list(compose()["services"][RASA_SERVICE])
+    services = compose()["services"]
+    builds = {
+        json.dumps(s["build"], sort_keys=True)
+        for s in services.values()
+        if "build" in s
+    }
+    images = {s["image"] for s in services.values() if "build" in s}
+    assert len(builds) == 1 and len(images) == 1, "one image for every bot service"
+    rasa_args = command_list(services[RASA_SERVICE])
+    web_args = command_list(services[WEB_SERVICE])
 
     credentials = yaml.safe_load(CREDENTIALS.read_text(encoding="utf-8")) or {}
     endpoints = yaml.safe_load(ENDPOINTS_PROD.read_text(encoding="utf-8")) or {}
@@ -905,12 +1527,81 @@ def test_runtime_image_holds_what_the_commands_load() -> None:
                 default="actions",
             )
         ),
+        # python -m bot_server.webpage
+        *_module_packages([str(option(web_args, "-m"))]),
     }
     missing = sorted(path for path in needed if not image_has(chain, path))
     assert not missing, f"deploy/Dockerfile stage {runtime} does not copy {missing}"
     assert {"bot_server", "nlu", "actions"} <= needed, (
         "the scan of the project files found too little"
     )
+
+
+def makefile_vendor_rule() -> Tuple[str, str]:
+    """What `make web` vendors: (the target, what it copies from node_modules/)."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    target = re.search(r"^WEB_VENDOR\s*:=\s*(\S+)", makefile, re.M)
+    assert target, "Makefile: WEB_VENDOR not found"
+    rule = re.search(r"^\$\(WEB_VENDOR\):.*?\n\n", makefile, re.M | re.S)
+    assert rule, "Makefile: the $(WEB_VENDOR) rule not found"
+    copy = re.search(r"^\tcp (\S+) \$@$", rule.group(0), re.M)
+    assert copy, "Makefile: the $(WEB_VENDOR) rule copies nothing"
+    return target.group(1), copy.group(1)
+
+
+def test_runtime_image_serves_the_chat_page_with_the_vendored_client() -> None:
+    """web/ from the repo; web/vendor/socket.io.min.js built from the lockfile in
+    a node stage, as `make web` does (never the host's copy, never a CDN)."""
+    from bot_server import webpage
+
+    stages = dockerfile_stages()
+    chain = stage_chain(stages, runtime_stage_name())
+    web_dir = relative(webpage.WEB_DIR)
+    vendored = PurePosixPath(web_dir) / PurePosixPath(webpage.VENDORED_CLIENT)
+    make_target, make_source = makefile_vendor_rule()
+    assert str(vendored) == make_target, "the page server and `make web` disagree"
+    assert image_has(chain, web_dir), f"the runtime image lacks {web_dir}/"
+
+    copies = [
+        (origin, source)
+        for stage in chain
+        for dest, origin, source in stage.copies
+        if PurePosixPath(dest) == vendored or PurePosixPath(dest) in vendored.parents
+    ]
+    from_stages = [(o, s) for o, s in copies if o is not None]
+    assert len(from_stages) == 1 and from_stages[0][0] in stages, (
+        f"{vendored} must be copied from the node build stage, once"
+    )
+    assert dockerignored(str(vendored)) and dockerignored("node_modules"), (
+        "the host's web/vendor/ and node_modules/ must stay out of the build context"
+    )
+    origin, source = from_stages[0]
+    node_chain = stage_chain(stages, str(origin))
+    node = node_chain[-1]
+    name, tag = image_name_and_tag(node.base)
+    assert name == "node" and tag and re.match(r"\d+\.\d+", tag), (
+        f"{node.base}: the official node image, pinned to a version"
+    )
+    assert source == str(PurePosixPath(node_chain[0].workdir) / make_source), (
+        f"the stage copies {source}, `make web` copies {make_source}"
+    )
+    for lockfile in ("package.json", "package-lock.json"):
+        assert any(
+            dest == lockfile and copy_origin is None
+            for stage in node_chain
+            for dest, copy_origin, _ in stage.copies
+        ), f"the node stage does not copy {lockfile} into its WORKDIR"
+    installs = [
+        shlex.split(run)
+        for stage in node_chain
+        for run in stage.runs
+        if run.startswith("npm")
+    ]
+    assert installs and all(args[:2] == ["npm", "ci"] for args in installs), (
+        "npm ci only: it installs exactly package-lock.json"
+    )
+    assert all("--ignore-scripts" in args for args in installs)
+    assert not image_has(chain, "node_modules")
 
 
 def test_runtime_image_holds_the_trained_model() -> None:
@@ -1015,7 +1706,7 @@ def test_images_run_as_the_same_non_root_user() -> None:
     runtime = stage_chain(dockerfile_stages(), runtime_stage_name())
     user = next(stage.user for stage in runtime if stage.user)
     assert user and user not in ("root", "0")
-    for deployment in (RASA_DEPLOYMENT, ACTIONS_DEPLOYMENT):
+    for deployment in K8S_CODE:
         pod = k8s_object("Deployment", deployment)["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert str(pod["securityContext"]["runAsUser"]) == user
@@ -1042,10 +1733,16 @@ def test_no_latest_or_untagged_third_party_images() -> None:
 
 
 def test_compose_holds_no_plaintext_secret() -> None:
+    """Secrets are ${VAR:?message}; an OPTIONAL_SECRETS one is ${ITSELF:-}
+    (empty = channel off), never with a default value."""
     raw = compose_raw()
     for name, service in raw["services"].items():
         for key, value in service_env(service).items():
-            if SECRET_NAME.search(key):
+            if not SECRET_NAME.search(key):
+                continue
+            if key in OPTIONAL_SECRETS:
+                assert value == f"${{{key}:-}}", f"{name}.{key} must be ${{{key}:-}}"
+            else:
                 assert REQUIRED_REF.fullmatch(value), (
                     f"{name}.{key} must be ${{VAR:?message}}"
                 )
@@ -1085,6 +1782,96 @@ def test_compose_env_example_sets_no_secret() -> None:
     )
     gitignore = (ROOT / ".gitignore").read_text(encoding="utf-8").split()
     assert ".env" in gitignore
+
+
+def test_compose_env_example_lists_every_variable_with_its_default() -> None:
+    listed = env_example_lines()
+    used = {ref.name for ref in compose_references()}
+    assert used - set(listed) == set(), "deploy/compose.env.example misses these"
+    assert set(listed) - used == set(), "deploy/compose.env.example: unused"
+    for name, (value, commented) in listed.items():
+        defaults = {
+            interpolate(ref.arg, {})
+            for ref in compose_references()
+            if ref.name == name and ref.op in (":-", "-")
+        }
+        assert len(defaults) <= 1, f"{name} has different defaults: {defaults}"
+        if commented:
+            assert defaults == {value}, (
+                f"the example shows {name}={value}, compose's default is {defaults}"
+            )
+
+
+def test_secrets_are_generated_long_enough() -> None:
+    """`openssl rand -hex N` gives 2N characters; the identity secret needs
+    identity.MIN_SECRET_LENGTH (shorter ones are refused at run time)."""
+    from actions import identity
+
+    for path in (COMPOSE_ENV_EXAMPLE, K8S_TEMPLATES / "secret.example.yaml"):
+        sizes = re.findall(r"openssl rand -hex (\d+)", path.read_text(encoding="utf-8"))
+        assert sizes, f"{relative(path)} tells no way to generate a secret"
+        assert all(2 * int(n) >= identity.MIN_SECRET_LENGTH for n in sizes), path
+
+
+def test_optional_secrets_are_the_channels_secrets() -> None:
+    """OPTIONAL_SECRETS is exactly the secrets of credentials.yml's channels,
+    which are off without them; nothing else may be left unset."""
+    channel = channel_env_vars()
+    assert channel, "no channel in credentials.yml reads the environment"
+    assert OPTIONAL_SECRETS == {n for n in channel if SECRET_NAME.search(n)}
+    assert not OPTIONAL_SECRETS & required_compose_vars()
+
+
+def test_messaging_channels_are_off_unless_configured() -> None:
+    """No channel setting is required, and every one is empty (= off) unless
+    given, but the API bases, which default to the platforms' official ones."""
+    from bot_server import wechat_api
+
+    channel = channel_env_vars()
+    api_bases = {name for name in channel if name.endswith("_API_BASE")}
+    assert api_bases, "the channels read no *_API_BASE: the scan is wrong"
+    official = {name: getattr(wechat_api, name) for name in api_bases}
+    assert all(urlsplit(url).scheme == "https" for url in official.values())
+
+    rasa_env = service_env(compose()["services"][RASA_SERVICE])
+    config = {
+        key: value
+        for m in k8s_manifests()
+        if m.doc["kind"] == "ConfigMap"
+        for key, value in m.doc.get("data", {}).items()
+    }
+    env_items = {
+        item["name"]: item for item in k8s_container(RASA_DEPLOYMENT).get("env", [])
+    }
+    for name in sorted(channel):
+        expected = official.get(name, "")
+        assert rasa_env[name] == expected, f"compose: {name}={rasa_env[name]!r}"
+        if name in OPTIONAL_SECRETS:
+            ref = env_items[name]["valueFrom"]["secretKeyRef"]
+            assert ref.get("optional") is True, f"k8s {name}: optional: true"
+        else:
+            assert config.get(name) == expected, (
+                f"ConfigMap {name}={config.get(name)!r}"
+            )
+
+
+def test_kubernetes_requires_every_other_secret() -> None:
+    """A missing required secret stops the pod; a missing channel secret does not."""
+    for deployment in K8S_CODE:
+        for item in k8s_container(deployment).get("env", []):
+            ref = item.get("valueFrom", {}).get("secretKeyRef")
+            if ref is not None:
+                assert ref.get("optional", False) is (
+                    item["name"] in OPTIONAL_SECRETS
+                ), f"{deployment} {item['name']}"
+
+
+def test_the_page_server_holds_no_secret() -> None:
+    web = compose()["services"][WEB_SERVICE]
+    assert not [key for key in service_env(web) if SECRET_NAME.search(key)]
+    container = k8s_container(WEB_DEPLOYMENT)
+    assert not any("secretRef" in source for source in container.get("envFrom", []))
+    assert not any("valueFrom" in item for item in container.get("env", []))
 
 
 def test_kubernetes_holds_no_plaintext_secret() -> None:
