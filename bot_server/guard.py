@@ -30,11 +30,16 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from rasa.core.channels.channel import UserMessage
 
+from bot_server.gate import GateResult, gate
+
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[UserMessage], Awaitable[Any]]
 
 TROUBLE_RESPONSE = "utter_service_trouble"
+TRUNCATED_RESPONSE = "utter_message_truncated"
+PII_RESPONSE = "utter_pii_warning"
+SECRET_RESPONSE = "utter_secret_warning"
 PAUSED_RESPONSE = "utter_handoff_waiting"
 DEFAULT_DEADLINE_S = 8.0
 # What rasa.core.processor logs (rasa 3.6, pinned) when a custom action raised.
@@ -139,6 +144,30 @@ async def _is_paused(agent: Any, sender_id: str) -> bool:
     return bool(tracker is not None and tracker.is_paused())
 
 
+def button_payloads(agent: Any) -> frozenset[str]:
+    """Our own buttons' ``/intent`` payloads: the gate lets exactly these pass."""
+    responses = getattr(getattr(agent, "domain", None), "responses", {}) or {}
+    return frozenset(
+        str(button.get("payload"))
+        for variations in responses.values()
+        for variation in variations
+        for button in variation.get("buttons") or []
+        if str(button.get("payload", "")).startswith("/")
+    )
+
+
+def gate_notices(result: GateResult) -> list[str]:
+    """What the user is told about what the gate did, in this order."""
+    notices = []
+    if result.truncated:
+        notices.append(TRUNCATED_RESPONSE)
+    if result.secret_offered:
+        notices.append(SECRET_RESPONSE)
+    if result.masked:
+        notices.append(PII_RESPONSE)
+    return notices
+
+
 def guarded(
     handler: Handler, agent_getter: Callable[[], Any] = current_agent
 ) -> Handler:
@@ -150,6 +179,20 @@ def guarded(
         sender = message.sender_id or "default"
         channel = message.output_channel
         agent = agent_getter()
+        result = gate(message.text or "", button_payloads(agent))
+        message.text = result.text
+        if result.masked or result.secret_offered or result.truncated:
+            logger.info(
+                "gate for %s: masked %s, secret %s, truncated %s",
+                sender,
+                result.masked,
+                result.secret_offered,
+                result.truncated,
+            )
+        for notice in gate_notices(result):
+            await channel.send_response(
+                sender, await render(agent, notice, sender, channel.name())
+            )
         counted = _CountingChannel.wrap(message)
 
         async def run() -> None:

@@ -1,0 +1,139 @@
+"""The input gate: what a user's message becomes before Rasa sees it.
+
+Pure functions (no Rasa import), applied by the reply guard to every message of
+every public channel, before NLU, the tracker store and the logs see it:
+
+- personal data is masked: 18-digit ID-card numbers (checksum verified),
+  mainland mobile numbers, bank card numbers (Luhn verified, spaces or dashes
+  allowed), e-mail addresses, and codes or passwords the user offers
+  ("验证码是 123456"); the bot then tells the user not to send them;
+- a message longer than ``MAX_MESSAGE_CHARS`` (default 1000) is cut there;
+- Rasa's ``/intent{...}`` syntax is defused (the slash becomes a full-width
+  one, so Rasa parses the text as words) unless the message is exactly one of
+  our own button payloads or ``ALLOW_INTENT_SYNTAX=1`` (tests and scripts).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import AbstractSet, List
+
+DEFAULT_MAX_CHARS = 1000
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK = "10X98765432"
+
+ID_CARD = re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])")
+CARD = re.compile(r"(?<![0-9A-Za-z])\d(?:[ -]?\d){14,18}(?![0-9A-Za-z])")
+MOBILE = re.compile(
+    r"(?<![0-9A-Za-z])(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d){8}(?![0-9A-Za-z])"
+)
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+SECRET = re.compile(
+    r"(验证码|校验码|动态码|短信码|密码|支付密码|口令)\s*(?:是|为|:|：)?\s*([0-9A-Za-z]{4,20})"
+)
+
+
+@dataclass
+class GateResult:
+    """The text to hand on and what the gate did to it."""
+
+    text: str
+    masked: List[str] = field(default_factory=list)
+    secret_offered: bool = False
+    truncated: bool = False
+    defused_command: bool = False
+
+
+def id_card_valid(number: str) -> bool:
+    """The check character of an 18-digit resident ID number (GB 11643)."""
+    total = sum(int(d) * w for d, w in zip(number[:17], ID_WEIGHTS, strict=True))
+    return ID_CHECK[total % 11] == number[17].upper()
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn check of a card number."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _keep(value: str, head: int, tail: int) -> str:
+    return value[:head] + "*" * (len(value) - head - tail) + value[len(value) - tail :]
+
+
+def mask_personal_data(text: str) -> GateResult:
+    """Mask what must never be stored; say which kinds were found."""
+    found: List[str] = []
+
+    def secret(match: re.Match[str]) -> str:
+        found.append("secret")
+        return f"{match.group(1)}{'*' * len(match.group(2))}"
+
+    def id_card(match: re.Match[str]) -> str:
+        value = match.group()
+        if not id_card_valid(value):
+            return value
+        found.append("id_card")
+        return _keep(value, 3, 4)
+
+    def card(match: re.Match[str]) -> str:
+        digits = re.sub(r"[ -]", "", match.group())
+        if not 15 <= len(digits) <= 19 or not luhn_valid(digits):
+            return match.group()
+        found.append("bank_card")
+        return _keep(digits, 4, 4)
+
+    def mobile(match: re.Match[str]) -> str:
+        digits = re.sub(r"[ -]", "", match.group())[-11:]
+        found.append("mobile")
+        return _keep(digits, 3, 4)
+
+    def email(match: re.Match[str]) -> str:
+        local, domain = match.group().split("@", 1)
+        found.append("email")
+        return f"{local[:1]}***@{domain}"
+
+    text = SECRET.sub(secret, text)
+    text = ID_CARD.sub(id_card, text)
+    text = CARD.sub(card, text)
+    text = MOBILE.sub(mobile, text)
+    text = EMAIL.sub(email, text)
+    kinds = sorted(set(found) - {"secret"})
+    return GateResult(text, masked=kinds, secret_offered="secret" in found)
+
+
+def max_chars() -> int:
+    """``MAX_MESSAGE_CHARS`` (default 1000; invalid values fall back to it)."""
+    raw = os.environ.get("MAX_MESSAGE_CHARS", "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_MAX_CHARS
+
+
+def intent_syntax_allowed() -> bool:
+    """``ALLOW_INTENT_SYNTAX=1`` keeps Rasa's ``/intent{...}`` for tests."""
+    return os.environ.get("ALLOW_INTENT_SYNTAX", "") == "1"
+
+
+def gate(text: str, button_payloads: AbstractSet[str] = frozenset()) -> GateResult:
+    """Truncate, defuse commands, mask personal data."""
+    truncated = len(text) > max_chars()
+    if truncated:
+        text = text[: max_chars()]
+    defused = False
+    stripped = text.strip()
+    if (
+        stripped.startswith("/")
+        and stripped not in button_payloads
+        and not intent_syntax_allowed()
+    ):
+        text = text.replace("/", "／", 1)
+        defused = True
+    result = mask_personal_data(text)
+    result.truncated = truncated
+    result.defused_command = defused
+    return result
