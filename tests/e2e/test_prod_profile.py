@@ -304,3 +304,27 @@ def test_after_a_postgresql_restart_the_next_messages_work(cluster: Cluster) -> 
             assert replies and not trouble_reply(replies), text
         assert user_texts(bot.tracker(sender)) == turns[:6]
         assert bot.tracker(sender)["active_loop"]["name"] == "facts_form"
+
+
+def test_personal_data_never_reaches_the_postgresql_tracker_store(
+    cluster: Cluster,
+) -> None:
+    import sqlalchemy as sa
+
+    from tests.e2e.privacy_cases import messages, raw_values
+
+    sender = f"privacy_{uuid.uuid4().hex[:6]}"
+    for index, text in enumerate(messages()):
+        assert cluster.bot(index % 2).say(sender, text)
+    engine = sa.create_engine(cluster.postgres.url(cluster.env["TRACKER_DB_NAME"]))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT data FROM events WHERE sender_id = :s"), {"s": sender}
+            ).all()
+    finally:
+        engine.dispose()
+    stored = "\n".join(row[0] for row in rows)
+    assert "110***********002X" in stored
+    for value in raw_values():
+        assert value not in stored, value
