@@ -132,6 +132,10 @@ NEVER_DEPLOYED: Mapping[str, str] = {
         "a test/demo stand-in for a host's login: /config.json?as=<fixture id> "
         "mints identity tokens for the fixture accounts"
     ),
+    "ALLOW_INTENT_SYNTAX": (
+        "a test switch: lets users type Rasa's /intent{...} syntax, setting slots "
+        "and forcing intents"
+    ),
 }
 # The code each compose service and each Kubernetes Deployment runs.
 COMPOSE_CODE: Mapping[str, str] = {
