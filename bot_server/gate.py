@@ -121,9 +121,10 @@ def intent_syntax_allowed() -> bool:
 
 def gate(text: str, button_payloads: AbstractSet[str] = frozenset()) -> GateResult:
     """Truncate, defuse commands, mask personal data."""
-    truncated = len(text) > max_chars()
+    limit = max_chars()
+    truncated = len(text) > limit
     if truncated:
-        text = text[: max_chars()]
+        text = text[:limit]
     defused = False
     stripped = text.strip()
     if (

@@ -26,7 +26,7 @@ import contextvars
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from rasa.core.channels.channel import UserMessage
 
@@ -145,15 +145,29 @@ async def _is_paused(agent: Any, sender_id: str) -> bool:
 
 
 def button_payloads(agent: Any) -> frozenset[str]:
-    """Our own buttons' ``/intent`` payloads: the gate lets exactly these pass."""
-    responses = getattr(getattr(agent, "domain", None), "responses", {}) or {}
-    return frozenset(
+    """Our own buttons' ``/intent`` payloads: the gate lets exactly these pass.
+
+    Read once per loaded domain (a new model brings a new domain object), not
+    on every message.
+    """
+    domain = getattr(agent, "domain", None)
+    cached = _payload_cache.get(id(domain))
+    if cached is not None and cached[0] is domain:
+        return cached[1]
+    responses = getattr(domain, "responses", {}) or {}
+    payloads = frozenset(
         str(button.get("payload"))
         for variations in responses.values()
         for variation in variations
         for button in variation.get("buttons") or []
         if str(button.get("payload", "")).startswith("/")
     )
+    _payload_cache.clear()  # one loaded domain at a time
+    _payload_cache[id(domain)] = (domain, payloads)
+    return payloads
+
+
+_payload_cache: Dict[int, Tuple[Any, frozenset[str]]] = {}
 
 
 def gate_notices(result: GateResult) -> list[str]:
@@ -201,13 +215,14 @@ def guarded(
 
         task = asyncio.ensure_future(run())
         trouble = False
+        deadline = reply_deadline_s()
         try:
-            await asyncio.wait_for(asyncio.shield(task), reply_deadline_s())
+            await asyncio.wait_for(asyncio.shield(task), deadline)
         except asyncio.TimeoutError:
             logger.error(
                 "no reply for %s within %.1fs; answering now, work goes on",
                 sender,
-                reply_deadline_s(),
+                deadline,
             )
             trouble = True
         except asyncio.CancelledError:
