@@ -7,16 +7,25 @@ every public channel, before NLU, the tracker store and the logs see it:
   mainland mobile numbers, bank card numbers (Luhn verified, spaces or dashes
   allowed), e-mail addresses, and codes or passwords the user offers
   ("验证码是 123456"); the bot then tells the user not to send them;
-- a message longer than ``MAX_MESSAGE_CHARS`` (default 1000) is cut there;
-- Rasa's ``/intent{...}`` syntax is defused (the slash becomes a full-width
-  one, so Rasa parses the text as words) unless the message is exactly one of
-  our own button payloads or ``ALLOW_INTENT_SYNTAX=1`` (tests and scripts).
+- invisible characters are dropped first (zero-width and bidi marks, control
+  characters but newline and tab) and lone surrogates become U+FFFD, so they
+  neither hide a number from the masking nor reach a store that must encode
+  the text; a message with nothing left is ``empty`` (the guard answers it
+  without running the bot);
+- a message longer than ``MAX_MESSAGE_CHARS`` (default 1000) is cut there,
+  after masking (a cut never leaves half a number unmasked);
+- Rasa's ``/intent{...}`` syntax is defused: the leading slashes are dropped,
+  so Rasa parses the rest as words, unless the message is exactly one of our
+  own button payloads or ``ALLOW_INTENT_SYNTAX=1`` (tests and scripts). A
+  slash is anything NFKC turns into "/" (the full-width "／" too), because the
+  NLU pipeline normalises with NFKC before Rasa looks for the syntax.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import AbstractSet, List
 
@@ -35,6 +44,13 @@ SECRET = re.compile(
 )
 
 
+# Format characters (Unicode category Cf: zero-width space/joiners, bidi
+# overrides, BOM, word joiner, soft hyphen...) and controls other than newline
+# and tab carry no meaning for the bot.
+KEPT_CONTROLS = {"\n", "\t"}
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 @dataclass
 class GateResult:
     """The text to hand on and what the gate did to it."""
@@ -44,6 +60,17 @@ class GateResult:
     secret_offered: bool = False
     truncated: bool = False
     defused_command: bool = False
+    empty: bool = False
+
+
+def clean(text: str) -> str:
+    """Drop invisible and control characters; lone surrogates become U+FFFD."""
+    text = LONE_SURROGATE.sub("\ufffd", text)
+    return "".join(
+        char
+        for char in text
+        if char in KEPT_CONTROLS or unicodedata.category(char) not in ("Cc", "Cf")
+    )
 
 
 def id_card_valid(number: str) -> bool:
@@ -108,6 +135,21 @@ def mask_personal_data(text: str) -> GateResult:
     return GateResult(text, masked=kinds, secret_offered="secret" in found)
 
 
+def is_command(text: str) -> bool:
+    """Whether Rasa would read ``text`` as ``/intent{...}`` after NFKC."""
+    return unicodedata.normalize("NFKC", text).lstrip().startswith("/")
+
+
+def drop_leading_slashes(text: str) -> str:
+    """The text without its leading slashes (and the spaces between them)."""
+    index = 0
+    while index < len(text) and (
+        text[index].isspace() or unicodedata.normalize("NFKC", text[index]) == "/"
+    ):
+        index += 1
+    return text[index:]
+
+
 def max_chars() -> int:
     """``MAX_MESSAGE_CHARS`` (default 1000; invalid values fall back to it)."""
     raw = os.environ.get("MAX_MESSAGE_CHARS", "")
@@ -120,21 +162,25 @@ def intent_syntax_allowed() -> bool:
 
 
 def gate(text: str, button_payloads: AbstractSet[str] = frozenset()) -> GateResult:
-    """Truncate, defuse commands, mask personal data."""
-    limit = max_chars()
-    truncated = len(text) > limit
-    if truncated:
-        text = text[:limit]
+    """Clean, defuse commands, mask personal data, truncate."""
+    text = clean(text)
+    if not text.strip():
+        return GateResult("", empty=True)
     defused = False
     stripped = text.strip()
     if (
-        stripped.startswith("/")
+        is_command(stripped)
         and stripped not in button_payloads
         and not intent_syntax_allowed()
     ):
-        text = text.replace("/", "／", 1)
+        text = drop_leading_slashes(stripped)
         defused = True
+        if not text:
+            return GateResult("", empty=True, defused_command=True)
     result = mask_personal_data(text)
-    result.truncated = truncated
+    limit = max_chars()
+    if len(result.text) > limit:
+        result.text = result.text[:limit]
+        result.truncated = True
     result.defused_command = defused
     return result

@@ -17,6 +17,11 @@ for each message:
 
 Any other message the bot would leave unanswered gets the same apology, except
 in a conversation paused by a handoff, which gets ``utter_handoff_waiting``.
+
+Before all that, a sender over the rate limit (bot_server/ratelimit.py) gets
+``utter_rate_limited`` and the input gate (bot_server/gate.py) cleans the text;
+a message with nothing left gets ``utter_empty_message``. Neither reaches the
+bot, the tracker store or the logs.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from rasa.core.channels.channel import UserMessage
 
+from bot_server import ratelimit
 from bot_server.gate import GateResult, gate
 
 logger = logging.getLogger(__name__)
@@ -41,6 +47,9 @@ TRUNCATED_RESPONSE = "utter_message_truncated"
 PII_RESPONSE = "utter_pii_warning"
 SECRET_RESPONSE = "utter_secret_warning"
 PAUSED_RESPONSE = "utter_handoff_waiting"
+EMPTY_RESPONSE = "utter_empty_message"
+RATE_LIMITED_RESPONSE = "utter_rate_limited"
+BAD_MESSAGE_RESPONSE = "utter_bad_message"
 DEFAULT_DEADLINE_S = 8.0
 # What rasa.core.processor logs (rasa 3.6, pinned) when a custom action raised.
 ACTION_FAILURE_PREFIX = "Encountered an exception while running action"
@@ -193,7 +202,26 @@ def guarded(
         sender = message.sender_id or "default"
         channel = message.output_channel
         agent = agent_getter()
-        result = gate(message.text or "", button_payloads(agent))
+        source = message.input_channel or channel.name()
+        decision = await ratelimit.allow(source, sender)
+        if not decision.allowed:
+            logger.warning(
+                "rate limit: message of %s on %s not processed (retry in %ss)",
+                sender,
+                source,
+                decision.retry_after_s,
+            )
+            await channel.send_response(
+                sender, await render(agent, RATE_LIMITED_RESPONSE, sender, source)
+            )
+            return
+        text = message.text if isinstance(message.text, str) else ""
+        result = gate(text, button_payloads(agent))
+        if result.empty:
+            await channel.send_response(
+                sender, await render(agent, EMPTY_RESPONSE, sender, source)
+            )
+            return
         message.text = result.text
         if result.masked or result.secret_offered or result.truncated:
             logger.info(

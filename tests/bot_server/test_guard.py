@@ -12,10 +12,20 @@ from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.nlg import TemplatedNaturalLanguageGenerator
 from rasa.shared.core.domain import Domain
 
-from bot_server import guard
+from bot_server import guard, ratelimit
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = Domain.load(str(ROOT / "domain"))
+
+
+@pytest.fixture(autouse=True)
+def rate_limit(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The default limit, counted afresh for every test."""
+    monkeypatch.delenv("RATE_LIMIT", raising=False)
+    monkeypatch.delenv("RATE_LIMIT_STORAGE_URL", raising=False)
+    ratelimit.reset()
+    yield
+    ratelimit.reset()
 
 
 class FakeTrackerStore:
@@ -206,9 +216,67 @@ async def test_injected_intent_syntax_reaches_rasa_as_words() -> None:
     wrapped = guard.guarded(handler, agent_getter=lambda: FakeAgent())
     await wrapped(UserMessage('/inform{"sesame_score": 900}', channel, "u10"))
     await wrapped(UserMessage("/affirm", channel, "u10"))  # one of our buttons
-    assert seen == ['／inform{"sesame_score": 900}', "/affirm"]
+    assert seen == ['inform{"sesame_score": 900}', "/affirm"]
 
 
 def test_button_payloads_come_from_the_domain() -> None:
     assert "/affirm" in guard.button_payloads(FakeAgent())
     assert guard.button_payloads(None) == frozenset()
+
+
+def response_text(name: str) -> str:
+    return str(DOMAIN.responses[name][0]["text"])
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\u200b\u200b", "\x00\x07\n", None])
+async def test_an_empty_message_is_answered_without_running_the_bot(
+    text: Optional[str],
+) -> None:
+    seen: List[str] = []
+
+    async def handler(message: UserMessage) -> None:
+        seen.append(message.text or "")
+
+    channel = CollectingOutputChannel()
+    wrapped = guard.guarded(handler, agent_getter=lambda: FakeAgent())
+    await wrapped(UserMessage(text, channel, "u11"))
+    assert seen == []
+    assert texts(channel) == [response_text(guard.EMPTY_RESPONSE)]
+
+
+async def test_a_sender_over_the_limit_is_told_and_the_message_not_processed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RATE_LIMIT", "2/minute")
+    ratelimit.reset()
+    seen: List[str] = []
+
+    async def handler(message: UserMessage) -> None:
+        seen.append(message.text or "")
+        await say(message, "好的")
+
+    channel = CollectingOutputChannel()
+    wrapped = guard.guarded(handler, agent_getter=lambda: FakeAgent())
+    for text in ("一", "二", "三"):
+        await wrapped(UserMessage(text, channel, "u12", input_channel="rest"))
+    await wrapped(UserMessage("四", channel, "u13", input_channel="rest"))
+    assert seen == ["一", "二", "四"]
+    assert texts(channel) == [
+        "好的",
+        "好的",
+        response_text(guard.RATE_LIMITED_RESPONSE),
+        "好的",
+    ]
+
+
+async def test_invisible_characters_do_not_hide_a_number_from_the_mask() -> None:
+    seen: List[str] = []
+
+    async def handler(message: UserMessage) -> None:
+        seen.append(message.text or "")
+        await say(message, "好")
+
+    channel = CollectingOutputChannel()
+    wrapped = guard.guarded(handler, agent_getter=lambda: FakeAgent())
+    await wrapped(UserMessage("手机138\u200b1234\u20605678\ud800", channel, "u14"))
+    assert seen == ["手机138****5678\ufffd"]
