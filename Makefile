@@ -42,12 +42,24 @@ export LOCK_REDIS_PORT ?= 6379
 export LOCK_REDIS_DB ?= 0
 export LOCK_KEY_PREFIX ?= jiebei
 export ACCOUNT_DB_URL ?= postgresql://postgres@127.0.0.1:5432/jiebei_accounts
+# Every Rasa instance counts a sender's messages in the same Redis.
+export RATE_LIMIT_STORAGE_URL ?= redis://$(LOCK_REDIS_HOST):$(LOCK_REDIS_PORT)/$(LOCK_REDIS_DB)
+# The HTTP API (--enable-api) answers only with this token (README "Security").
+RASA_AUTH_TOKEN ?=
 else ifeq ($(PROFILE),embedded)
 ENDPOINTS := endpoints.yml
 export TRACKER_DB_PATH ?= .rasa/tracker.db
 else
 $(error PROFILE must be embedded or prod, got '$(PROFILE)')
 endif
+
+# Security (README "Security"). The action server answers only requests with
+# this shared secret (actions/server.py, endpoints*.yml); made up for this run
+# when not set. The socket.io channel accepts browsers from these origins only.
+ifeq ($(strip $(ACTION_SERVER_TOKEN)),)
+export ACTION_SERVER_TOKEN := $(shell head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+endif
+export WEB_ALLOWED_ORIGINS ?= http://127.0.0.1:$(WEB_PORT),http://localhost:$(WEB_PORT)
 
 # A Python 3.10 interpreter: python3.10 on PATH (a pyenv shim counts only if it
 # runs), else any pyenv-installed 3.10.
@@ -130,20 +142,24 @@ $(MODEL): $(MODEL_INPUTS) $(SPACY_MODEL)/meta.json $(VENV)/.installed
 	@touch $@
 
 actions: install db
-	$(RASA) run actions --port $(ACTION_PORT)
+	$(PY) -m actions.server --port $(ACTION_PORT)
 
 run: train db
 	@mkdir -p .rasa
 	@echo "==> starting the action server on :$(ACTION_PORT) (log: .rasa/actions.log)"
-	@$(RASA) run actions --port $(ACTION_PORT) > .rasa/actions.log 2>&1 & pid=$$!; \
+	@$(PY) -m actions.server --port $(ACTION_PORT) > .rasa/actions.log 2>&1 & pid=$$!; \
 	  trap 'kill $$pid 2>/dev/null' EXIT; \
 	  echo "==> starting rasa shell: type in Chinese, Ctrl-D to quit"; \
 	  $(RASA) shell --model $(MODEL) --endpoints $(ENDPOINTS) $(if $(ID),--conversation-id $(ID),)
 
 serve: train db
-	@echo "==> profile $(PROFILE): action server :$(ACTION_PORT), Rasa :$(RASA_PORT) (REST + socket.io, --enable-api), chat page http://127.0.0.1:$(WEB_PORT)/; Ctrl-C stops all three"
-	@$(RASA) run actions --port $(ACTION_PORT) & a=$$!; \
+ifeq ($(PROFILE),prod)
+	@if [ $${#RASA_AUTH_TOKEN} -lt 32 ]; then echo "error: PROFILE=prod serves the HTTP API only with a token: set RASA_AUTH_TOKEN (32 or more characters; clients send ?token=...)" >&2; exit 1; fi
+endif
+	@echo "==> profile $(PROFILE): action server :$(ACTION_PORT), Rasa :$(RASA_PORT) (REST + socket.io, --enable-api$(if $(filter prod,$(PROFILE)), with token,)), chat page http://127.0.0.1:$(WEB_PORT)/; Ctrl-C stops all three"
+	@$(PY) -m actions.server --port $(ACTION_PORT) & a=$$!; \
 	  $(RASA) run --enable-api -i 127.0.0.1 -p $(RASA_PORT) --model $(MODEL) \
+	    $(if $(filter prod,$(PROFILE)),--auth-token "$$RASA_AUTH_TOKEN",) \
 	    --credentials credentials.yml --endpoints $(ENDPOINTS) & r=$$!; \
 	  RASA_PUBLIC_URL=$${RASA_PUBLIC_URL:-http://127.0.0.1:$(RASA_PORT)} \
 	    $(PY) -m bot_server.webpage --host 127.0.0.1 --port $(WEB_PORT) & w=$$!; \

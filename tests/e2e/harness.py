@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -62,6 +63,11 @@ class Bot:
     action_url: str
     env: Dict[str, str]
 
+    def api(self, path: str) -> str:
+        """A URL of Rasa's HTTP API, with the token when the server needs one."""
+        token = self.env.get("RASA_AUTH_TOKEN", "")
+        return f"{self.rasa_url}{path}" + (f"?token={token}" if token else "")
+
     def say(self, sender: str, text: str) -> List[Dict[str, Any]]:
         return list(
             http(
@@ -73,7 +79,7 @@ class Bot:
 
     def tracker(self, sender: str) -> Dict[str, Any]:
         result: Dict[str, Any] = http(
-            "GET", f"{self.rasa_url}/conversations/{sender}/tracker"
+            "GET", self.api(f"/conversations/{sender}/tracker")
         )
         return result
 
@@ -81,7 +87,7 @@ class Bot:
         """Start this conversation afresh (a restart event through the API)."""
         http(
             "POST",
-            f"{self.rasa_url}/conversations/{sender}/tracker/events",
+            self.api(f"/conversations/{sender}/tracker/events"),
             {"event": "restart"},
         )
 
@@ -108,7 +114,9 @@ def _start(
 
 def start_actions(env: Dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     """The action server on ``port``; returns once /health answers."""
-    process = _start([str(RASA), "run", "actions", "--port", str(port)], env, log)
+    process = _start(
+        [sys.executable, "-m", "actions.server", "--port", str(port)], env, log
+    )
     wait_until_up(f"http://127.0.0.1:{port}/health", process, log)
     return process
 
@@ -116,16 +124,23 @@ def start_actions(env: Dict[str, str], port: int, log: Path) -> subprocess.Popen
 def start_rasa(
     env: Dict[str, str], port: int, log: Path, endpoints: str = "endpoints.yml"
 ) -> subprocess.Popen[bytes]:
-    """A Rasa server with the trained model on ``port``; returns once it is up."""
+    """A Rasa server with the trained model on ``port``; returns once it is up.
+
+    With ``RASA_AUTH_TOKEN`` in ``env`` the HTTP API needs that token, as in
+    ``make serve PROFILE=prod``.
+    """
     if not MODEL.exists():
         raise RuntimeError(f"no trained model at {MODEL}: run `make train` first")
+    token = env.get("RASA_AUTH_TOKEN", "")
     process = _start(
         [str(RASA), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(port),
          "--model", str(MODEL), "--endpoints", endpoints,
-         "--credentials", "credentials.yml"],
+         "--credentials", "credentials.yml",
+         *(["--auth-token", token] if token else [])],
         env, log,
     )  # fmt: skip
-    wait_until_up(f"http://127.0.0.1:{port}/status", process, log)
+    query = f"?token={token}" if token else ""
+    wait_until_up(f"http://127.0.0.1:{port}/status{query}", process, log)
     return process
 
 
@@ -160,6 +175,11 @@ def base_env(workdir: Path, action_port: int) -> Dict[str, str]:
         "TRACKER_DB_PATH": str(workdir / "tracker.db"),
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        # Rasa and the action server share a secret (actions/server.py).
+        "ACTION_SERVER_TOKEN": secrets.token_hex(24),
+        # Scripted conversations are faster than people: the default per-sender
+        # limit (20/minute) is tested on its own (tests/e2e/test_bad_input.py).
+        "RATE_LIMIT": "600/minute",
     }
 
 

@@ -12,6 +12,10 @@ because the production profile's signed identity belongs to the channels issue.
 from __future__ import annotations
 
 import concurrent.futures
+import json
+import secrets
+import urllib.error
+import urllib.request
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -110,6 +114,9 @@ def prod_env(
         "LOCK_REDIS_PORT": str(redis.port),
         "LOCK_REDIS_DB": "0",
         "LOCK_KEY_PREFIX": key_prefix,
+        # As `make serve PROFILE=prod`: API token, rate counts in Redis.
+        "RASA_AUTH_TOKEN": secrets.token_hex(20),
+        "RATE_LIMIT_STORAGE_URL": f"redis://{redis.host}:{redis.port}/0",
     }
 
 
@@ -328,3 +335,61 @@ def test_personal_data_never_reaches_the_postgresql_tracker_store(
     assert "110***********002X" in stored
     for value in raw_values():
         assert value not in stored, value
+
+
+def status_of(method: str, url: str, body: Optional[bytes] = None) -> int:
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_the_http_api_answers_only_with_the_token(cluster: Cluster) -> None:
+    """`--enable-api` in the production profile: tracker, parse and status need it."""
+    base, token = cluster.url(0), cluster.env["RASA_AUTH_TOKEN"]
+    parse = json.dumps({"text": "借呗不见了"}).encode()
+    calls = [
+        ("GET", "/status", None),
+        ("GET", "/conversations/prod_api_probe/tracker", None),
+        ("POST", "/model/parse", parse),
+    ]
+    for method, path, body in calls:
+        assert status_of(method, base + path, body) == 401, path
+        assert status_of(method, f"{base}{path}?token=wrong{token}", body) == 401
+        assert status_of(method, f"{base}{path}?token={token}", body) == 200, path
+    # The public channel needs no token.
+    assert cluster.bot(0).say(f"api_probe_{uuid.uuid4().hex[:6]}", "你好")
+
+
+def test_the_action_server_answers_only_the_rasa_server(cluster: Cluster) -> None:
+    """Without the shared secret the action server refuses; Rasa has it."""
+    actions = f"http://127.0.0.1:{cluster.action_port}"
+    call = json.dumps(
+        {
+            "next_action": "action_start_diagnosis",
+            "sender_id": "demo_account_frozen",
+            "tracker": {"sender_id": "demo_account_frozen", "events": []},
+            "domain": {},
+            "version": "3.6.21",
+        }
+    ).encode()
+    assert status_of("POST", f"{actions}/webhook", call) == 401
+    request = urllib.request.Request(
+        f"{actions}/webhook",
+        data=call,
+        method="POST",
+        headers={"Content-Type": "application/json", "X-Action-Token": "x" * 48},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 401
+    assert status_of("GET", f"{actions}/actions") == 401
+    assert status_of("GET", f"{actions}/health") == 200
+    # Rasa sends the secret: a diagnosis (custom actions) still works.
+    sender = f"demo_account_frozen_{uuid.uuid4().hex[:4]}"
+    replies = cluster.bot(0).say(sender, "我的支付宝里找不到借呗了")
+    assert replies and not trouble_reply(replies)

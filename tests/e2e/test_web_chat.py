@@ -42,6 +42,11 @@ INJECTION = '<img src=x onerror="window.__pwned=1">'
 SITUATION = "我的支付宝里找不到借呗了"
 
 
+# The pages' ports, known before the bot starts: its socket.io channel accepts
+# browsers from these origins only (WEB_ALLOWED_ORIGINS).
+PAGE_PORTS = {"demo": free_port(), "prod": free_port()}
+
+
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
     if not CHROMIUM.exists():
@@ -49,14 +54,18 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
             f"{CHROMIUM} missing: run `make browser` (apt-get install chromium)"
         )
     workdir = tmp_path_factory.mktemp("web_chat")
-    demo = {"BOT_PROFILE": "demo", "ACCOUNT_IDENTITY": "sender"}
+    origins = ",".join(f"http://127.0.0.1:{port}" for port in PAGE_PORTS.values())
+    demo = {
+        "BOT_PROFILE": "demo",
+        "ACCOUNT_IDENTITY": "sender",
+        "WEB_ALLOWED_ORIGINS": origins,
+    }
     with running_bot(workdir, demo) as running:
         yield running
 
 
-def page_server(bot: Bot, workdir: Path, **env: str) -> Iterator[str]:
-    """`python -m bot_server.webpage` on a free port, pointing at the bot."""
-    port = free_port()
+def page_server(bot: Bot, workdir: Path, port: int, **env: str) -> Iterator[str]:
+    """`python -m bot_server.webpage` on ``port``, pointing at the bot."""
     log = workdir / f"webpage-{port}.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "bot_server.webpage", "--port", str(port)],
@@ -79,7 +88,9 @@ def page_server(bot: Bot, workdir: Path, **env: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def demo_page(bot: Bot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from page_server(bot, tmp_path_factory.mktemp("page"), BOT_PROFILE="demo")
+    yield from page_server(
+        bot, tmp_path_factory.mktemp("page"), PAGE_PORTS["demo"], BOT_PROFILE="demo"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +99,7 @@ def prod_page(bot: Bot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     yield from page_server(
         bot,
         tmp_path_factory.mktemp("page"),
+        PAGE_PORTS["prod"],
         BOT_PROFILE="prod",
         WEB_DEMO_LOGIN="1",
         IDENTITY_JWT_SECRET=SECRET,

@@ -1,0 +1,138 @@
+"""The action server: rasa_sdk's, answering only the Rasa server.
+
+``python -m actions.server --port 5055`` replaces ``rasa run actions``. The
+custom actions read account data, so nobody but the Rasa server may call them:
+
+- ``ACTION_SERVER_TOKEN``: a shared secret (at least 32 characters). Every
+  request but ``GET /health`` must carry it in the ``X-Action-Token`` header
+  (endpoints*.yml make Rasa send it); otherwise 401. Compared in constant
+  time.
+- ``ACTION_SERVER_HOST``: the address to bind, ``127.0.0.1`` by default. The
+  server refuses to start on any other address without a token, and in the
+  production profile (``BOT_PROFILE=prod``) without a token at all.
+
+rasa_sdk itself binds 0.0.0.0 with CORS ``*`` and no authentication; here CORS
+is off (no browser has any business with this server).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from rasa_sdk import utils
+from rasa_sdk.constants import APPLICATION_ROOT_LOGGER_NAME
+from rasa_sdk.endpoint import create_app, create_argument_parser
+from sanic import Sanic
+from sanic.request import Request
+from sanic.response import HTTPResponse, json
+
+logger = logging.getLogger(__name__)
+
+TOKEN_HEADER = "X-Action-Token"
+MIN_TOKEN_CHARS = 32
+DEFAULT_HOST = "127.0.0.1"
+OPEN_PATHS = frozenset({"/health"})
+
+
+class ConfigError(ValueError):
+    """The settings would expose the action server."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where the action server listens and the secret it expects."""
+
+    host: str
+    token: Optional[str]
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_server_settings() -> ServerSettings:
+    """Read and check ACTION_SERVER_HOST / ACTION_SERVER_TOKEN / BOT_PROFILE."""
+    host = os.environ.get("ACTION_SERVER_HOST", "") or DEFAULT_HOST
+    token = os.environ.get("ACTION_SERVER_TOKEN", "") or None
+    profile = os.environ.get("BOT_PROFILE", "demo")
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(
+            f"ACTION_SERVER_TOKEN must be at least {MIN_TOKEN_CHARS} characters"
+        )
+    if token is None and profile == "prod":
+        raise ConfigError(
+            "ACTION_SERVER_TOKEN must be set in the production profile "
+            "(the same value for the Rasa server)"
+        )
+    if token is None and not is_loopback(host):
+        raise ConfigError(
+            f"ACTION_SERVER_HOST={host} is reachable from other machines: "
+            "set ACTION_SERVER_TOKEN (the same value for the Rasa server)"
+        )
+    return ServerSettings(host=host, token=token)
+
+
+def authorised(given: Optional[str], token: Optional[str]) -> bool:
+    """Whether a request's header matches the secret (any, when there is none)."""
+    if token is None:
+        return True
+    return hmac.compare_digest((given or "").encode(), token.encode())
+
+
+def build_app(settings: ServerSettings, package: str = "actions") -> Sanic:
+    """rasa_sdk's app for ``package`` behind the token check, without CORS."""
+    app = create_app(package, cors_origins=None)
+
+    @app.middleware("request")
+    async def require_token(request: Request) -> Optional[HTTPResponse]:
+        if request.path in OPEN_PATHS:
+            return None
+        if authorised(request.headers.get(TOKEN_HEADER), settings.token):
+            return None
+        logger.warning("refused a call to %s without the action token", request.path)
+        return json({"error": f"Missing or wrong {TOKEN_HEADER} header."}, status=401)
+
+    return app
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Parse rasa_sdk's options, check the settings, serve."""
+    args = create_argument_parser().parse_args(argv)
+    utils.configure_colored_logging(args.loglevel)
+    utils.configure_file_logging(
+        logging.getLogger(APPLICATION_ROOT_LOGGER_NAME),
+        args.log_file,
+        args.loglevel,
+        args.logging_config_file,
+    )
+    utils.update_sanic_log_level()
+    try:
+        settings = load_server_settings()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    app = build_app(settings, args.actions or "actions")
+    logger.info(
+        "Action server on http://%s:%s (%s)",
+        settings.host,
+        args.port,
+        "token required" if settings.token else "loopback only, no token",
+    )
+    app.run(settings.host, args.port, workers=1, access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
