@@ -6,7 +6,9 @@ published schemas (the Compose specification's JSON schema, vendored in
 the project: the environment variables the code of each server reads (Rasa
 server, action server, chat page server: SERVICE_CODE), the ports in the
 commands, the files the commands load (the page's vendored socket.io client
-included), the secrets (required, or optional for the messaging channels).
+included), the secrets (required, or optional for the messaging channels),
+and the security settings (the API token, the action server's secret and bind
+address, the rate limit, the origins allowed to open socket.io sessions).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
 from functools import cache
 from pathlib import Path, PurePosixPath
@@ -89,6 +91,17 @@ OPTIONAL_SECRETS = frozenset(
     }
 )
 
+# credentials.yml's web channels: Rasa's REST and socket.io, wrapped
+# (bot_server/channels.py). Always on, and their settings (size limits, allowed
+# origins; the rate limit is the reply guard's) have values when unset. Every
+# other channel there is a messaging platform's, off until it is configured.
+WEB_CHANNELS = frozenset(
+    {
+        "bot_server.channels.GuardedRestInput",
+        "bot_server.channels.GuardedSocketIOInput",
+    }
+)
+
 # The packages whose code the servers run (scripts/ and tests/ are dev tools).
 CODE_PACKAGES = ("actions", "bot_server", "nlu")
 
@@ -110,8 +123,19 @@ SERVICE_CODE: Mapping[str, Tuple[str, ...]] = {
     ),
     # `python -m bot_server.webpage`: the chat page server.
     "web": ("bot_server/webpage.py",),
-    # `rasa run actions`, and the demo seed (python -m actions.services.accounts).
+    # `python -m actions.server`: rasa_sdk's action server behind the token check.
     "actions": ("actions/**/*.py",),
+    # The demo seed (python -m actions.services.accounts seed): the actions code
+    # but the server, so it gets neither the server's bind address nor its token.
+    "seed": ("actions/**/*.py", "!actions/server.py"),
+}
+# SERVICE_CODE groups that run in compose only, and why Kubernetes has no
+# Deployment for them.
+COMPOSE_ONLY_CODE: Mapping[str, str] = {
+    "seed": (
+        "the demo seed loads the fixture accounts of a demo deployment "
+        "(compose --profile demo); a cluster connects its own account service"
+    ),
 }
 # Modules a service imports but whose environment reads it never makes as
 # deployed, with the reason. Any other imported module that reads the
@@ -137,11 +161,22 @@ NEVER_DEPLOYED: Mapping[str, str] = {
         "and forcing intents"
     ),
 }
+# Values a deployment file must never give a variable (a full match), and why.
+NEVER_DEPLOYED_VALUES: Mapping[str, Tuple[str, str]] = {
+    "RATE_LIMIT": (
+        r"(?i)\s*off\s*",
+        "switches the per-sender rate limit off (benchmarks only)",
+    ),
+    "WEB_ALLOWED_ORIGINS": (
+        r"(?s).*\*.*",
+        "lets any web site open socket.io sessions in its visitors' names",
+    ),
+}
 # The code each compose service and each Kubernetes Deployment runs.
 COMPOSE_CODE: Mapping[str, str] = {
     RASA_SERVICE: "rasa",
     "actions": "actions",
-    "demo-seed": "actions",
+    "demo-seed": "seed",
     WEB_SERVICE: "web",
 }
 K8S_CODE: Mapping[str, str] = {
@@ -387,10 +422,12 @@ def deployed_env_vars(code: str) -> Set[str]:
 
 
 def channel_env_vars() -> Set[str]:
-    """What the channels of credentials.yml read themselves (all optional)."""
+    """What the messaging channels of credentials.yml read themselves (all
+    optional): every channel there but WEB_CHANNELS."""
     credentials = yaml.safe_load(CREDENTIALS.read_text(encoding="utf-8")) or {}
+    assert WEB_CHANNELS <= set(credentials), "stale WEB_CHANNELS"
     names: Set[str] = set()
-    for channel in credentials:
+    for channel in set(credentials) - WEB_CHANNELS:
         file = module_file(str(channel).rpartition(".")[0])
         if file is not None:
             names |= env_reads(file).names
@@ -1014,7 +1051,14 @@ def test_every_server_is_mapped_to_its_code() -> None:
         if m.doc["kind"] == "Deployment"
     }
     assert deployments == set(K8S_CODE), "update K8S_CODE"
-    assert set(COMPOSE_CODE.values()) == set(K8S_CODE.values()) == set(SERVICE_CODE)
+    assert set(COMPOSE_CODE.values()) == set(SERVICE_CODE), (
+        "every SERVICE_CODE group runs in a compose service"
+    )
+    assert set(COMPOSE_ONLY_CODE) <= set(SERVICE_CODE), "stale COMPOSE_ONLY_CODE"
+    assert set(K8S_CODE.values()) == set(SERVICE_CODE) - set(COMPOSE_ONLY_CODE), (
+        "every SERVICE_CODE group runs in a Deployment, unless COMPOSE_ONLY_CODE "
+        "says why not"
+    )
 
 
 def test_the_env_scan_resolves_every_read() -> None:
@@ -1095,10 +1139,12 @@ def test_kubernetes_sets_every_variable_the_container_reads(deployment: str) -> 
     assert not missing, f"deploy/k8s {deployment} does not set {sorted(missing)}"
 
 
-def env_example_lines() -> Dict[str, Tuple[str, bool]]:
-    """deploy/compose.env.example: name → (value, commented out)."""
+def env_example_lines(text: Optional[str] = None) -> Dict[str, Tuple[str, bool]]:
+    """deploy/compose.env.example (or ``text``): name → (value, commented out)."""
+    if text is None:
+        text = COMPOSE_ENV_EXAMPLE.read_text(encoding="utf-8")
     found: Dict[str, Tuple[str, bool]] = {}
-    for line in COMPOSE_ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         match = re.fullmatch(r"\s*(#\s*)?(" + ENV_NAME + r")=(\S*).*", line)
         if match:
             found[match.group(2)] = (match.group(3), match.group(1) is not None)
@@ -1173,8 +1219,12 @@ def test_rasa_commands_are_the_production_profile_in_compose_and_kubernetes() ->
 
 
 def test_actions_commands_match_in_compose_and_kubernetes() -> None:
+    from actions import server
+
     compose_args = command_list(compose()["services"]["actions"])
-    assert compose_args[:3] == ["rasa", "run", "actions"]
+    assert compose_args[:3] == ["python", "-m", server.__name__], (
+        "rasa_sdk's server behind the token check, not `rasa run actions`"
+    )
     assert compose_args == list(k8s_container(ACTIONS_DEPLOYMENT)["args"])
 
 
@@ -1506,7 +1556,17 @@ def test_runtime_image_holds_what_the_commands_load() -> None:
     images = {s["image"] for s in services.values() if "build" in s}
     assert len(builds) == 1 and len(images) == 1, "one image for every bot service"
     rasa_args = command_list(services[RASA_SERVICE])
-    web_args = command_list(services[WEB_SERVICE])
+    actions_args = command_list(services["actions"])
+    # `python -m <module>` of every service of the image (the page server, the
+    # action server, the demo seed): the module's own file.
+    module_files = []
+    for name, service in services.items():
+        args = command_list(service) if "build" in service else []
+        if args[:2] == ["python", "-m"]:
+            file = module_file(args[2])
+            assert file is not None, f"{name}: {args[2]} is not a project module"
+            module_files.append(relative(file))
+    assert {"bot_server/webpage.py", "actions/server.py"} <= set(module_files)
 
     credentials = yaml.safe_load(CREDENTIALS.read_text(encoding="utf-8")) or {}
     endpoints = yaml.safe_load(ENDPOINTS_PROD.read_text(encoding="utf-8")) or {}
@@ -1523,19 +1583,14 @@ def test_runtime_image_holds_what_the_commands_load() -> None:
         "config.yml",
         "domain",
         *_module_packages(list(credentials) + store_types + components),
-        # `rasa run actions` loads the package named by --actions.
-        str(
-            option(
-                command_list(compose()["services"]["actions"]),
-                "--actions",
-                default="actions",
-            )
-        ),
-        # python -m bot_server.webpage
-        *_module_packages([str(option(web_args, "-m"))]),
+        # python -m actions.server loads the package named by --actions.
+        str(option(actions_args, "--actions", default="actions")),
+        *module_files,
     }
     missing = sorted(path for path in needed if not image_has(chain, path))
     assert not missing, f"deploy/Dockerfile stage {runtime} does not copy {missing}"
+    excluded = sorted(path for path in needed if dockerignored(path))
+    assert not excluded, f".dockerignore keeps {excluded} out of the image"
     assert {"bot_server", "nlu", "actions"} <= needed, (
         "the scan of the project files found too little"
     )
@@ -1808,13 +1863,15 @@ def test_compose_env_example_lists_every_variable_with_its_default() -> None:
 
 def test_secrets_are_generated_long_enough() -> None:
     """`openssl rand -hex N` gives 2N characters; the identity secret needs
-    identity.MIN_SECRET_LENGTH (shorter ones are refused at run time)."""
-    from actions import identity
+    identity.MIN_SECRET_LENGTH, the action server's token server.MIN_TOKEN_CHARS
+    (shorter ones are refused at run time)."""
+    from actions import identity, server
 
+    shortest = max(identity.MIN_SECRET_LENGTH, server.MIN_TOKEN_CHARS)
     for path in (COMPOSE_ENV_EXAMPLE, K8S_TEMPLATES / "secret.example.yaml"):
         sizes = re.findall(r"openssl rand -hex (\d+)", path.read_text(encoding="utf-8"))
         assert sizes, f"{relative(path)} tells no way to generate a secret"
-        assert all(2 * int(n) >= identity.MIN_SECRET_LENGTH for n in sizes), path
+        assert all(2 * int(n) >= shortest for n in sizes), path
 
 
 def test_optional_secrets_are_the_channels_secrets() -> None:
@@ -1908,3 +1965,453 @@ def test_kubernetes_holds_no_plaintext_secret() -> None:
                         assert "secretKeyRef" in item.get("valueFrom", {}), (
                             f"{manifest.id}: {item['name']}"
                         )
+
+
+# ============================================================================
+# Security settings: the API token, the action server, the public channels
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """One server as a deployment file runs it.
+
+    ``values``: its plain settings, defaults applied (compose's ``${VAR:-x}``;
+    the ConfigMap, ``env[].value``); ``secrets``: the variables set from a
+    required secret, each with the secret it comes from (compose: the variable
+    of ``${VAR:?message}``; Kubernetes: ``secret/key``); ``arg_secrets``: the
+    same for each argument of the command (None: not a secret).
+    """
+
+    where: str
+    args: Tuple[str, ...]
+    arg_secrets: Tuple[Optional[str], ...]
+    values: Mapping[str, str]
+    secrets: Mapping[str, str]
+
+
+K8S_ARG_REF = re.compile(r"\$\((" + ENV_NAME + r")\)")
+
+
+def _compose_secret(value: str) -> Optional[str]:
+    """The variable of a ``${VAR:?message}`` value; None for anything else."""
+    return next(references(value)).name if REQUIRED_REF.fullmatch(value) else None
+
+
+def compose_deployed(
+    service: str,
+    raw: Optional[Mapping[str, Any]] = None,
+    env: Optional[Mapping[str, str]] = None,
+) -> Deployed:
+    """A service of docker-compose.yml (or of a changed copy, ``raw``) with
+    ``env`` set (default: dummy_env())."""
+    raw_service = (compose_raw() if raw is None else raw)["services"][service]
+    interpolated = interpolate_tree(raw_service, dummy_env() if env is None else env)
+    secrets = {
+        key: name
+        for key, value in service_env(raw_service).items()
+        if (name := _compose_secret(value)) is not None
+    }
+    raw_args = command_list(raw_service) if "command" in raw_service else []
+    return Deployed(
+        where=f"docker-compose.yml {service}",
+        args=tuple(command_list(interpolated) if raw_args else []),
+        arg_secrets=tuple(_compose_secret(arg) for arg in raw_args),
+        values={
+            key: value
+            for key, value in service_env(interpolated).items()
+            if key not in secrets
+        },
+        secrets=secrets,
+    )
+
+
+def k8s_deployed(
+    deployment: str, container: Optional[Mapping[str, Any]] = None
+) -> Deployed:
+    """The container of a Deployment of deploy/k8s (or a changed copy,
+    ``container``); the ConfigMaps and Secrets it names from deploy/k8s."""
+    container = k8s_container(deployment) if container is None else container
+    values: Dict[str, str] = {}
+    secrets: Dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        prefix = source.get("prefix", "")
+        if "configMapRef" in source:
+            config_map = k8s_object("ConfigMap", source["configMapRef"]["name"])
+            for key, value in config_map.get("data", {}).items():
+                values[prefix + key] = str(value)
+        elif not source["secretRef"].get("optional", False):
+            name = source["secretRef"]["name"]
+            for key in k8s_object("Secret", name).get("stringData", {}):
+                secrets[prefix + key] = f"{name}/{key}"
+    for item in container.get("env", []):
+        name, source = item["name"], item.get("valueFrom", {})
+        values.pop(name, None)
+        secrets.pop(name, None)
+        if "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            if not ref.get("optional", False):
+                secrets[name] = f"{ref['name']}/{ref['key']}"
+        elif "configMapKeyRef" in source:
+            ref = source["configMapKeyRef"]
+            values[name] = str(k8s_object("ConfigMap", ref["name"])["data"][ref["key"]])
+        elif "value" in item:
+            values[name] = str(item["value"])
+    args = [
+        str(arg) for arg in container.get("command", []) + container.get("args", [])
+    ]
+    return Deployed(
+        where=f"deploy/k8s {deployment}",
+        args=tuple(args),
+        arg_secrets=tuple(
+            secrets.get(match.group(1))
+            if (match := K8S_ARG_REF.fullmatch(arg))
+            else None
+            for arg in args
+        ),
+        values=values,
+        secrets=secrets,
+    )
+
+
+def api_token_problems(rasa: Deployed) -> List[str]:
+    """Rasa's HTTP API requires ``--auth-token``, set from a required secret."""
+    if "--auth-token" not in rasa.args[:-1]:
+        return [
+            f"{rasa.where}: no --auth-token: the HTTP API (trackers, model, "
+            "handoff resume) answers anyone"
+        ]
+    index = rasa.args.index("--auth-token") + 1
+    if rasa.arg_secrets[index] is None:
+        return [
+            f"{rasa.where}: --auth-token {rasa.args[index]!r} does not come from "
+            "a required secret"
+        ]
+    return []
+
+
+def test_the_rasa_api_requires_a_token_from_a_secret() -> None:
+    for rasa in (compose_deployed(RASA_SERVICE), k8s_deployed(RASA_DEPLOYMENT)):
+        assert api_token_problems(rasa) == []
+
+
+def test_api_token_check_can_fail() -> None:
+    raw = compose_raw()
+    command = raw["services"][RASA_SERVICE]["command"]
+    index = command.index("--auth-token")
+    without, literal = copy.deepcopy(raw), copy.deepcopy(raw)
+    del without["services"][RASA_SERVICE]["command"][index : index + 2]
+    literal["services"][RASA_SERVICE]["command"][index + 1] = "a-token-in-the-file"
+    plain_arg = copy.deepcopy(k8s_container(RASA_DEPLOYMENT))
+    plain_arg["args"][plain_arg["args"].index("--auth-token") + 1] = (
+        "$(LOCK_KEY_PREFIX)"
+    )
+    optional = copy.deepcopy(k8s_container(RASA_DEPLOYMENT))
+    for item in optional["env"]:
+        if item["name"] == "RASA_AUTH_TOKEN":
+            item["valueFrom"]["secretKeyRef"]["optional"] = True
+    for broken in (
+        compose_deployed(RASA_SERVICE, without),
+        compose_deployed(RASA_SERVICE, literal),
+        k8s_deployed(RASA_DEPLOYMENT, plain_arg),
+        k8s_deployed(RASA_DEPLOYMENT, optional),
+    ):
+        assert len(api_token_problems(broken)) == 1, broken
+
+
+def action_server_problems(actions: Deployed, rasa: Deployed) -> List[str]:
+    """The action server listens where Rasa's container reaches it (not on
+    loopback), so only with ACTION_SERVER_TOKEN from a required secret; Rasa
+    sends that same secret (endpoints.prod.yml)."""
+    from actions import server
+
+    problems = []
+    host = actions.values.get("ACTION_SERVER_HOST", server.DEFAULT_HOST)
+    token = actions.secrets.get("ACTION_SERVER_TOKEN")
+    if server.is_loopback(host):
+        problems.append(
+            f"{actions.where}: ACTION_SERVER_HOST={host}: the Rasa container "
+            "cannot reach it (0.0.0.0)"
+        )
+    elif token is None:
+        problems.append(
+            f"{actions.where}: ACTION_SERVER_HOST={host} without ACTION_SERVER_TOKEN "
+            "from a required secret: anyone on the network could call the actions"
+        )
+    if rasa.secrets.get("ACTION_SERVER_TOKEN") != token:
+        problems.append(
+            f"{rasa.where}: ACTION_SERVER_TOKEN is not the action server's secret "
+            f"({rasa.secrets.get('ACTION_SERVER_TOKEN')} != {token})"
+        )
+    return problems
+
+
+def test_the_action_server_listens_for_rasa_behind_the_shared_secret() -> None:
+    pairs = (
+        (compose_deployed("actions"), compose_deployed(RASA_SERVICE)),
+        (k8s_deployed(ACTIONS_DEPLOYMENT), k8s_deployed(RASA_DEPLOYMENT)),
+    )
+    for actions, rasa in pairs:
+        assert action_server_problems(actions, rasa) == []
+        assert actions.values.get("ACTION_SERVER_HOST") == "0.0.0.0", actions.where
+
+
+def test_action_server_check_can_fail() -> None:
+    compose_actions = compose_deployed("actions")
+    compose_rasa = compose_deployed(RASA_SERVICE)
+    k8s_actions = k8s_deployed(ACTIONS_DEPLOYMENT)
+    k8s_rasa = k8s_deployed(RASA_DEPLOYMENT)
+    plain = compose_raw()
+    plain["services"]["actions"]["environment"]["ACTION_SERVER_TOKEN"] = "x" * 64
+    loopback = copy.deepcopy(k8s_container(ACTIONS_DEPLOYMENT))
+    loopback["env"] = [
+        {"name": "ACTION_SERVER_HOST", "value": "127.0.0.1"}
+        if item["name"] == "ACTION_SERVER_HOST"
+        else item
+        for item in loopback["env"]
+    ]
+    other_key = copy.deepcopy(k8s_container(RASA_DEPLOYMENT))
+    for item in other_key["env"]:
+        if item["name"] == "ACTION_SERVER_TOKEN":
+            item["valueFrom"]["secretKeyRef"]["key"] = "RASA_AUTH_TOKEN"
+    without_token = dict(compose_actions.secrets)
+    del without_token["ACTION_SERVER_TOKEN"]
+    for actions, rasa in (
+        # a token in the file: the action server is open; Rasa's differs
+        (compose_deployed("actions", plain), compose_rasa),
+        (replace(compose_actions, secrets=without_token), compose_rasa),
+        (k8s_deployed(ACTIONS_DEPLOYMENT, loopback), k8s_rasa),
+        (k8s_actions, k8s_deployed(RASA_DEPLOYMENT, other_key)),
+    ):
+        assert action_server_problems(actions, rasa), (actions, rasa)
+    problems = action_server_problems(compose_deployed("actions", plain), compose_rasa)
+    assert any("anyone on the network" in problem for problem in problems)
+
+
+def secrets_not_read_problems(server: Deployed, code: str) -> List[str]:
+    """A server gets only the secrets its code (or its command) reads."""
+    used = code_env_vars(code) | {
+        name for arg in server.args for name in K8S_ARG_REF.findall(arg)
+    }
+    given = set(server.secrets) | {
+        name for name in server.values if SECRET_NAME.search(name)
+    }
+    return sorted(f"{server.where}: {name} is not read there" for name in given - used)
+
+
+def test_servers_get_only_the_secrets_they_read() -> None:
+    """E.g. the demo seed runs the actions code but not the action server: it
+    gets no ACTION_SERVER_TOKEN."""
+    servers = [
+        (compose_deployed(service), code) for service, code in COMPOSE_CODE.items()
+    ] + [(k8s_deployed(name), code) for name, code in K8S_CODE.items()]
+    assert [
+        p for server, code in servers for p in secrets_not_read_problems(server, code)
+    ] == []
+
+
+def test_secrets_not_read_check_can_fail() -> None:
+    raw = compose_raw()
+    raw["services"]["demo-seed"]["environment"] = {
+        **raw["services"]["demo-seed"]["environment"],
+        "ACTION_SERVER_TOKEN": raw["services"]["actions"]["environment"][
+            "ACTION_SERVER_TOKEN"
+        ],
+    }
+    container = copy.deepcopy(k8s_container(ACTIONS_DEPLOYMENT))
+    container["env"].append(
+        {
+            "name": "RASA_AUTH_TOKEN",
+            "valueFrom": {
+                "secretKeyRef": {"name": "jiebei-secrets", "key": "RASA_AUTH_TOKEN"}
+            },
+        }
+    )
+    assert secrets_not_read_problems(compose_deployed("demo-seed", raw), "seed")
+    assert secrets_not_read_problems(
+        k8s_deployed(ACTIONS_DEPLOYMENT, container), "actions"
+    )
+
+
+def deployed_settings(
+    raw_compose: Optional[Mapping[str, Any]] = None,
+    manifests: Optional[List[Manifest]] = None,
+    env_example: Optional[str] = None,
+) -> List[Tuple[str, str, str]]:
+    """(where, variable, value) of every setting the deployment files give:
+    compose's services (defaults applied), deploy/compose.env.example (commented
+    defaults included), the ConfigMaps and the Deployments' env values."""
+    raw = compose_raw() if raw_compose is None else raw_compose
+    found = [
+        (f"docker-compose.yml {name}", key, value)
+        for name, service in interpolate_tree(raw, dummy_env())["services"].items()
+        for key, value in service_env(service).items()
+    ]
+    found += [
+        ("deploy/compose.env.example", key, value)
+        for key, (value, _) in env_example_lines(env_example).items()
+    ]
+    for manifest in all_k8s_manifests() if manifests is None else manifests:
+        doc = manifest.doc
+        if doc["kind"] == "ConfigMap":
+            found += [
+                (manifest.id, key, str(value))
+                for key, value in doc.get("data", {}).items()
+            ]
+        if doc["kind"] == "Deployment":
+            found += [
+                (manifest.id, item["name"], str(item["value"]))
+                for container in doc["spec"]["template"]["spec"]["containers"]
+                for item in container.get("env", [])
+                if "value" in item
+            ]
+    return found
+
+
+def never_deployed_value_problems(settings: List[Tuple[str, str, str]]) -> List[str]:
+    return sorted(
+        f"{where}: {name}={value!r} {NEVER_DEPLOYED_VALUES[name][1]}"
+        for where, name, value in settings
+        if name in NEVER_DEPLOYED_VALUES
+        and re.fullmatch(NEVER_DEPLOYED_VALUES[name][0], value)
+    )
+
+
+def test_never_deployed_values_are_not_set() -> None:
+    everything = set().union(*(code_env_vars(code) for code in SERVICE_CODE))
+    assert set(NEVER_DEPLOYED_VALUES) <= everything, "stale NEVER_DEPLOYED_VALUES"
+    settings = deployed_settings()
+    assert set(NEVER_DEPLOYED_VALUES) <= {name for _, name, _ in settings}
+    assert never_deployed_value_problems(settings) == []
+
+
+def test_never_deployed_value_check_can_fail() -> None:
+    raw = compose_raw()
+    raw["services"][RASA_SERVICE]["environment"]["RATE_LIMIT"] = "${RATE_LIMIT:-off}"
+    manifests = k8s_manifests()
+    for manifest in manifests:
+        if "WEB_ALLOWED_ORIGINS" in manifest.doc.get("data", {}):
+            manifest.doc["data"]["WEB_ALLOWED_ORIGINS"] = "https://bot.example.com, *"
+    example = COMPOSE_ENV_EXAMPLE.read_text(encoding="utf-8") + "\nRATE_LIMIT=Off\n"
+    problems = never_deployed_value_problems(deployed_settings(raw, manifests, example))
+    assert len(problems) == 3, problems
+    fine = [
+        ("x", "RATE_LIMIT", "5/10 seconds"),
+        ("x", "WEB_ALLOWED_ORIGINS", "https://a.example"),
+    ]
+    assert never_deployed_value_problems(fine) == []
+
+
+def allowed_origins(value: str) -> List[str]:
+    """WEB_ALLOWED_ORIGINS as the socket.io channel reads it (empty: its default)."""
+    from unittest import mock
+
+    from bot_server import channels
+
+    with mock.patch.dict(os.environ, {"WEB_ALLOWED_ORIGINS": value}):
+        return channels.allowed_origins()
+
+
+def allowed_origin_problems(rasa: Deployed, page_origin: str) -> List[str]:
+    """Rasa's socket.io channel accepts the chat page's origin; every entry is
+    an origin (the browser's Origin header: scheme://host[:port])."""
+    origins = allowed_origins(rasa.values.get("WEB_ALLOWED_ORIGINS", ""))
+    problems = []
+    for origin in origins:
+        parts = urlsplit(origin)
+        if not (
+            parts.scheme in ("http", "https")
+            and parts.hostname
+            and f"{parts.scheme}://{parts.netloc}" == origin
+            and "@" not in parts.netloc
+        ):
+            problems.append(
+                f"{rasa.where}: WEB_ALLOWED_ORIGINS: {origin!r} is not an origin"
+            )
+    if page_origin not in origins:
+        problems.append(
+            f"{rasa.where}: WEB_ALLOWED_ORIGINS {origins} lacks the chat page's "
+            f"origin {page_origin}: the page could not open socket.io"
+        )
+    return problems
+
+
+def compose_page_origin(env: Mapping[str, str]) -> str:
+    """The chat page's origin as published by compose (on the Docker host)."""
+    ((address, port, _),) = published_ports(compose(env)["services"][WEB_SERVICE])
+    return f"http://{address}:{port}"
+
+
+def k8s_page_origin() -> str:
+    """The chat page's public origin: the Ingress host serves the page and Rasa
+    (README "Kubernetes"), so it is RASA_PUBLIC_URL."""
+    return k8s_deployed(WEB_DEPLOYMENT).values["RASA_PUBLIC_URL"]
+
+
+def test_socketio_accepts_the_chat_page_origin() -> None:
+    for changed in ({}, {"WEB_PORT": "9090"}):
+        env = {**dummy_env(), **changed}
+        rasa = compose_deployed(RASA_SERVICE, env=env)
+        assert allowed_origin_problems(rasa, compose_page_origin(env)) == [], changed
+    rasa = k8s_deployed(RASA_DEPLOYMENT)
+    assert allowed_origin_problems(rasa, k8s_page_origin()) == []
+
+
+def test_allowed_origin_check_can_fail() -> None:
+    moved = {
+        **dummy_env(),
+        "WEB_PORT": "9090",
+        "WEB_ALLOWED_ORIGINS": "http://127.0.0.1:8080",
+    }
+    assert allowed_origin_problems(
+        compose_deployed(RASA_SERVICE, env=moved), compose_page_origin(moved)
+    )
+    for value in ("", "https://bot.example.com/chat", "http://jiebei-web:8080"):
+        container = copy.deepcopy(k8s_container(RASA_DEPLOYMENT))
+        container["env"].append({"name": "WEB_ALLOWED_ORIGINS", "value": value})
+        rasa = k8s_deployed(RASA_DEPLOYMENT, container)
+        assert allowed_origin_problems(rasa, k8s_page_origin()), value
+
+
+def rate_limit_storage_problems(rasa: Deployed) -> List[str]:
+    """The rate limit counts in the lock store's Redis: every Rasa instance
+    sees a sender's messages (memory:// counts per process)."""
+    url = rasa.values.get("RATE_LIMIT_STORAGE_URL", "")
+    parts = urlsplit(url)
+    lock = (rasa.values.get("LOCK_REDIS_HOST"), rasa.values.get("LOCK_REDIS_PORT"))
+    server = (parts.hostname, str(parts.port or 6379))
+    if parts.scheme in ("redis", "rediss") and server == lock:
+        return []
+    return [
+        f"{rasa.where}: RATE_LIMIT_STORAGE_URL={url!r} is not the lock store's "
+        f"Redis {lock[0]}:{lock[1]}: the Rasa instances would count apart"
+    ]
+
+
+def test_rasa_instances_share_the_rate_limit_counts() -> None:
+    for rasa in (compose_deployed(RASA_SERVICE), k8s_deployed(RASA_DEPLOYMENT)):
+        assert rate_limit_storage_problems(rasa) == []
+
+
+def test_rate_limit_storage_check_can_fail() -> None:
+    for url in ("", "memory://", "redis://other.example.internal:6379/0"):
+        raw = compose_raw()
+        raw["services"][RASA_SERVICE]["environment"]["RATE_LIMIT_STORAGE_URL"] = url
+        assert rate_limit_storage_problems(compose_deployed(RASA_SERVICE, raw)), url
+    container = copy.deepcopy(k8s_container(RASA_DEPLOYMENT))
+    container["env"].append({"name": "LOCK_REDIS_PORT", "value": "6380"})
+    assert rate_limit_storage_problems(k8s_deployed(RASA_DEPLOYMENT, container))
+
+
+def test_public_channel_limits_are_the_code_defaults() -> None:
+    """The web channels' limits as the code gives them, stated in the files."""
+    from bot_server import channels, ratelimit
+
+    defaults = {
+        "RATE_LIMIT": ratelimit.DEFAULT_LIMIT,
+        "REST_MAX_BODY_BYTES": str(channels.DEFAULT_REST_MAX_BODY_BYTES),
+        "MAX_REQUEST_BYTES": str(channels.DEFAULT_MAX_REQUEST_BYTES),
+    }
+    for rasa in (compose_deployed(RASA_SERVICE), k8s_deployed(RASA_DEPLOYMENT)):
+        assert {name: rasa.values.get(name) for name in defaults} == defaults, (
+            rasa.where
+        )
