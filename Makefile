@@ -75,12 +75,12 @@ WEB_VENDOR := web/vendor/socket.io.min.js
 # The browser of the browser tests: Debian's chromium, never a download.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help install web browser spacy train db run serve actions test lint typecheck pytest validate nlu-test story-test e2e stories bench bench-nlu lock clean
+.PHONY: help install web browser spacy train db run serve actions test lint typecheck pytest validate nlu-test story-test e2e stories bench bench-security bench-nlu lock clean
 
 help:
 	@echo "make run      install, train if needed, chat in the terminal"
 	@echo "make test     install, train if needed, run every check"
-	@echo "make install | train | serve | lint | bench | bench-nlu | clean"
+	@echo "make install | train | serve | lint | bench | bench-security | bench-nlu | clean"
 
 install: $(VENV)/.installed web
 
@@ -204,10 +204,17 @@ stories: train
 
 # End-to-end reply latency at 1, 8 and 32 users: embedded and production
 # profiles beside /model/parse and a bare Rasa project, one after another
-# (needs PostgreSQL and Redis, local or throwaway, like make e2e; ~20 min).
+# (needs PostgreSQL and Redis, local or throwaway, like make e2e; ~20 min),
+# then the security figures (make bench-security).
 # BENCH_ARGS='--levels 1,8 --systems embedded,bare' narrows a run.
 bench: train
 	$(PY) -m scripts.bench_e2e $(BENCH_ARGS)
+	$(PY) -m scripts.security_report
+
+# Security figures only (~1 min): the bad-input corpus, personal data leaked,
+# rate-limit behaviour against the real bot; results/security.{md,json}.
+bench-security: train
+	$(PY) -m scripts.security_report
 
 # NLU only: our pipeline beside a plain reference pipeline (trains both, ~30 min).
 bench-nlu: train

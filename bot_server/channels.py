@@ -105,7 +105,7 @@ def check_rest_request(
         return Problem(400, "The body is not valid UTF-8.")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
         return Problem(400, "The body is not valid JSON.")
     if not isinstance(data, dict):
         return Problem(400, "The body must be a JSON object.")
@@ -260,6 +260,6 @@ class GuardedSocketIOInput(SocketIOInput):
         if isinstance(metadata, str):
             try:
                 metadata = json.loads(metadata)
-            except ValueError:
+            except (ValueError, RecursionError):
                 metadata = None
         return sender, text, metadata if isinstance(metadata, dict) else None

@@ -16,7 +16,7 @@ from bot_server.channels import (
 from bot_server.guard import LAST_RESORT_TEXT
 
 JSON = "application/json"
-LIMIT = 1000
+LIMIT = 200_000
 
 
 def body(value: Any) -> bytes:
@@ -38,6 +38,12 @@ def body(value: Any) -> bytes:
         (JSON, b'{"sender": "a", "message": ', 400, "JSON"),
         (JSON, b"", 400, "JSON"),
         (JSON, body(["a", "hi"]), 400, "object"),
+        (
+            JSON,
+            b'{"sender": "a", "m": ' + b"[" * 90_000 + b"]" * 90_000 + b"}",
+            400,
+            "JSON",
+        ),
         (JSON, body("hi"), 400, "object"),
         (JSON, body({"message": "hi"}), 400, '"sender"'),
         (JSON, body({"sender": 7, "message": "hi"}), 400, '"sender"'),
