@@ -33,7 +33,10 @@ DEFAULT_MAX_CHARS = 1000
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
 
-ID_CARD = re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])")
+# 18 characters, also written 6-8-4 with spaces or dashes.
+ID_CARD = re.compile(
+    r"(?<![0-9A-Za-z])\d{6}[ -]?\d{8}[ -]?\d{3}[0-9Xx](?![0-9A-Za-z])"
+)
 CARD = re.compile(r"(?<![0-9A-Za-z])\d(?:[ -]?\d){14,18}(?![0-9A-Za-z])")
 MOBILE = re.compile(
     r"(?<![0-9A-Za-z])(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d){8}(?![0-9A-Za-z])"
@@ -48,6 +51,20 @@ SECRET = re.compile(
 # overrides, BOM, word joiner, soft hyphen...) and controls other than newline
 # and tab carry no meaning for the bot.
 KEPT_CONTROLS = {"\n", "\t"}
+# Full-width digits, Latin letters and the signs of numbers and addresses
+# (＋－．＠) become ASCII, one character for one, so １３８… is masked like
+# 138… (NLU reads them as ASCII anyway). Chinese punctuation stays.
+FULL_WIDTH = str.maketrans(
+    {
+        **{chr(0xFF10 + i): chr(0x30 + i) for i in range(10)},
+        **{chr(0xFF21 + i): chr(0x41 + i) for i in range(26)},
+        **{chr(0xFF41 + i): chr(0x61 + i) for i in range(26)},
+        "＋": "+",
+        "－": "-",
+        "．": ".",
+        "＠": "@",
+    }
+)
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -64,8 +81,9 @@ class GateResult:
 
 
 def clean(text: str) -> str:
-    """Drop invisible and control characters; lone surrogates become U+FFFD."""
-    text = LONE_SURROGATE.sub("\ufffd", text)
+    """Drop invisible and control characters; lone surrogates become U+FFFD;
+    full-width digits and letters become ASCII."""
+    text = LONE_SURROGATE.sub("\ufffd", text).translate(FULL_WIDTH)
     return "".join(
         char
         for char in text
@@ -103,9 +121,9 @@ def mask_personal_data(text: str) -> GateResult:
         return f"{match.group(1)}{'*' * len(match.group(2))}"
 
     def id_card(match: re.Match[str]) -> str:
-        value = match.group()
+        value = re.sub(r"[ -]", "", match.group())
         if not id_card_valid(value):
-            return value
+            return match.group()
         found.append("id_card")
         return _keep(value, 3, 4)
 

@@ -8,7 +8,8 @@ local fake of the platform APIs, ``RATE_LIMIT=20/minute``) and reports:
   Account, socket.io), tried and passed per category, and each failure;
 - **personal data**: the messages of ``tests/e2e/privacy_cases.py`` (ID number,
   bank card, mobile, e-mail, SMS code), then 转人工 so that a handoff case is
-  stored. Each raw value is looked for in the bot's replies, the SQLite
+  stored. Each value (14 cases: plain, grouped, full-width, split by a zero-width
+  space...) is looked for, in any written form, in the bot's replies, the SQLite
   tracker store, the servers' logs and the handoff case: found = leaked;
 - **rate limit**: one sender sends ``--burst`` messages (25), each as soon as
   the last was answered: how many were answered normally, how many got
@@ -54,9 +55,8 @@ from tests.e2e.bad_input import (
     user_events,
 )
 from tests.e2e.harness import MODEL, ROOT, Bot
-from tests.e2e.privacy_cases import messages, raw_values
+from tests.e2e.privacy_cases import CASES, decoded, leaked, messages
 
-PII_KINDS = ("ID card", "bank card", "mobile", "e-mail", "SMS code")
 HANDOFF_TEXT = "转人工"
 
 
@@ -123,6 +123,7 @@ class PiiFinding:
     """Where one raw value was found after the conversation."""
 
     kind: str
+    written: str  # how the value was written in the message
     shown: str  # the value as the report shows it (masked)
     places: List[str] = field(default_factory=list)
 
@@ -156,7 +157,7 @@ def run_pii(bot: Bot) -> PiiReport:
         said += texts_of(bot.say(sender, text))
     workdir = Path(bot.env["TRACKER_DB_PATH"]).parent
     with sqlite3.connect(bot.env["TRACKER_DB_PATH"]) as db:
-        stored = "\n".join(str(r[0]) for r in db.execute("SELECT data FROM events"))
+        stored = decoded(str(r[0]) for r in db.execute("SELECT data FROM events"))
     logs = "\n".join(p.read_text(errors="replace") for p in workdir.glob("*.log"))
     cases = CaseStore(bot.env["ACCOUNT_DB_URL"]).cases_for(sender)
     places = {
@@ -166,8 +167,13 @@ def run_pii(bot: Bot) -> PiiReport:
         "handoff case": json.dumps(cases, ensure_ascii=False, default=str),
     }
     findings = [
-        PiiFinding(kind, shown(value), [p for p, t in places.items() if value in t])
-        for kind, value in zip(PII_KINDS, raw_values(), strict=True)
+        PiiFinding(
+            case.kind,
+            case.written,
+            shown(case.canonical),
+            [p for p, t in places.items() if leaked(case.canonical, t)],
+        )
+        for case in CASES
     ]
     known = texts()
     return PiiReport(
@@ -182,13 +188,13 @@ def run_pii(bot: Bot) -> PiiReport:
 def pii_table(report: PiiReport) -> str:
     """Tried and leaked per kind of value."""
     rows = [
-        [f.kind, f.shown, 1, int(f.leaked), ", ".join(f.places) or "-"]
+        [f.kind, f.written, f.shown, 1, int(f.leaked), ", ".join(f.places) or "-"]
         for f in report.findings
     ]
-    leaked = sum(int(f.leaked) for f in report.findings)
-    rows.append(["**total**", "", len(report.findings), leaked, ""])
+    total = sum(int(f.leaked) for f in report.findings)
+    rows.append(["**total**", "", "", len(report.findings), total, ""])
     table = tabulate(
-        rows, ["value", "sent as", "tried", "leaked", "found in"], "github"
+        rows, ["kind", "written as", "value", "tried", "leaked", "found in"], "github"
     )
     notes = (
         f"utter_pii_warning given: {'yes' if report.warned_pii else 'NO'}; "

@@ -36,11 +36,15 @@ def test_checks() -> None:
         ("手机 +86 138-1234-5678", "手机 138****5678", ["mobile"]),
         ("邮箱 zhang.san@example.com", "邮箱 z***@example.com", ["email"]),
         ("借了10000块", "借了10000块", []),
+        ("身份证 110105 19491231 002x", "身份证 110***********002x", ["id_card"]),
+        ("身份证110105-19491231-002X", "身份证110***********002X", ["id_card"]),
+        ("手机１３８１２３４５６７８", "手机138****5678", ["mobile"]),
+        ("邮箱ＺＨＡＮＧ＠ＥＸＡＭＰＬＥ．ＣＯＭ", "邮箱Z***@EXAMPLE.COM", ["email"]),
         ("订单号 123456789012345678", "订单号 123456789012345678", []),  # no checksum
     ],
 )
 def test_personal_data_is_masked(text: str, expected: str, kinds: list) -> None:
-    result = mask_personal_data(text)
+    result = gate(text)
     assert result.text == expected
     assert result.masked == kinds
 
@@ -109,7 +113,7 @@ def test_our_own_button_payloads_and_the_test_switch_pass(
         ("借呗\x00\x1b[31m", "借呗[31m"),
         ("第一行\r\n第二行\t完", "第一行\n第二行\t完"),
         ("\ud83d借呗", "\ufffd借呗"),  # a lone surrogate (from a JSON escape)
-        ("借唄 😀 ｊｉｅｂｅｉ", "借唄 😀 ｊｉｅｂｅｉ"),
+        ("借唄 😀 ｊｉｅｂｅｉ，好吗？", "借唄 😀 jiebei，好吗？"),  # full-width Latin
     ],
 )
 def test_invisible_and_control_characters_are_dropped(text: str, expected: str) -> None:

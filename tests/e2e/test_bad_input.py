@@ -12,6 +12,8 @@ The corpus-shape test needs no bot and runs in ``make pytest`` too.
 
 from __future__ import annotations
 
+import http.client
+import json
 import re
 import time
 import uuid
@@ -19,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -167,3 +170,27 @@ def test_the_message_over_the_limit_gets_the_rate_limit_answer_and_is_not_proces
 @e2e
 def test_another_sender_is_not_limited(limited: Limited) -> None:
     check_sensible(limited.other_said)
+
+
+@e2e
+@pytest.mark.parametrize("method", ["POST", "OPTIONS"])
+def test_rest_grants_no_foreign_origin(bot: Bot, method: str) -> None:
+    """A page of another site cannot read REST answers (no CORS grant)."""
+    url = urlsplit(bot.rasa_url)
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
+    body = json.dumps({"sender": f"cors_{uuid.uuid4().hex[:6]}", "message": "你好"})
+    connection.request(
+        method,
+        "/webhooks/rest/webhook",
+        body=body.encode() if method == "POST" else None,
+        headers={
+            "Origin": "http://evil.example",
+            "Content-Type": "application/json",
+            "Access-Control-Request-Method": "POST",
+        },
+    )
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    assert response.status < 500
+    assert response.getheader("Access-Control-Allow-Origin") is None
