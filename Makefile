@@ -193,6 +193,8 @@ nlu-test: train
 story-test: train
 	@echo "==> test stories (--fail-on-prediction-errors)"
 	$(RASA) test core --model $(MODEL) --stories tests/stories --out $(RESULTS)/core --fail-on-prediction-errors --no-plot
+	@echo "==> scam stories end to end (--e2e: the user's words through NLU too)"
+	$(RASA) test core --model $(MODEL) --stories tests/stories/test_scam.yml --e2e --out $(RESULTS)/core_scam --fail-on-prediction-errors --no-plot
 
 e2e: train browser web
 	@echo "==> end-to-end conversations (Rasa server + action server + account store)"

@@ -81,8 +81,10 @@ class GateResult:
 
 
 def clean(text: str) -> str:
-    """Drop invisible and control characters; lone surrogates become U+FFFD;
-    full-width digits and letters become ASCII."""
+    """Drop invisible and control characters, make the text storable.
+
+    Lone surrogates become U+FFFD; full-width digits and letters become ASCII.
+    """
     text = LONE_SURROGATE.sub("\ufffd", text).translate(FULL_WIDTH)
     return "".join(
         char

@@ -1,9 +1,10 @@
-"""Shared test helpers: a tracker factory and the loaded domain."""
+"""Shared test helpers: a tracker factory, the loaded domain, the test stories' messages."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 import yaml
@@ -43,6 +44,19 @@ def load_domain() -> Dict[str, Any]:
             merged[key].extend(part.get(key, []))
         merged["responses"].update(part.get("responses", {}))
     return merged
+
+
+def story_messages(folder: Path) -> List[Tuple[str, str]]:
+    """(intent, text) of every user message of the test stories, markup removed."""
+    markup = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
+    pairs = []
+    for path in sorted(folder.glob("*.yml")):
+        for story in yaml.safe_load(path.read_text(encoding="utf-8"))["stories"]:
+            for step in story["steps"]:
+                if "user" in step:
+                    text = markup.sub(r"\1", step["user"]).strip()
+                    pairs.append((step.get("intent", ""), text))
+    return pairs
 
 
 def make_tracker(

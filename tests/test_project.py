@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Set, Tuple
 
 import yaml
 
-from tests.conftest import ROOT, load_domain
+from tests.conftest import ROOT, load_domain, story_messages
 
 CONTRACT_DOMAIN_INTENTS = {
     "jiebei_entry_missing",
@@ -81,6 +81,22 @@ def test_held_out_examples_are_not_in_training() -> None:
     assert leaked == []
     tested = {bare(label) for label, _ in test}
     assert CONTRACT_DOMAIN_INTENTS <= tested
+
+
+def test_scam_stories_use_unseen_phrasings() -> None:
+    # The scam stories test the classifier on words it was not trained on.
+    def key(text: str) -> str:
+        return "".join(c for c in text if c.isalnum()).lower()
+
+    train = {key(t) for _, t in nlu_examples(ROOT / "data" / "nlu")}
+    scams = [
+        text
+        for intent, text in story_messages(ROOT / "tests" / "stories")
+        if intent == "report_scam"
+    ]
+    assert len(scams) >= 8
+    assert len({key(t) for t in scams}) == len(scams)
+    assert [t for t in scams if key(t) in train] == []
 
 
 def test_every_faq_sub_intent_has_an_answer_and_a_title() -> None:

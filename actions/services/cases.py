@@ -4,8 +4,14 @@ A handoff case is the summary a human agent reads (account, findings, steps
 tried, the user's words). An outcome row per conversation says how the
 diagnosis ended: resolved_by_bot, handed_off or abandoned, plus the 1-5 rating.
 
-    python -m actions.services.cases summary       # outcome counts, mean rating
-    python -m actions.services.cases show CASE_ID  # one handoff case as JSON
+    python -m actions.services.cases summary              # counts, mean rating
+    python -m actions.services.cases list [--scam]        # recent cases, one a line
+    python -m actions.services.cases show CASE_ID         # one case, readable
+    python -m actions.services.cases show --json CASE_ID  # one case as JSON
+
+A case whose conversation reported or described a scam (``scam_reported``) is
+marked first thing, in the readable case and in the list, and counted in the
+summary: the agent calls that user back first.
 """
 
 from __future__ import annotations
@@ -23,6 +29,13 @@ from actions.config import Settings, load_settings
 from actions.services.sql import StoreUnavailable, engine_for
 
 OUTCOMES = ("resolved_by_bot", "handed_off", "abandoned")
+# The first line of a readable case whose user reported or described a scam.
+SCAM_MARKER = "⚠ 疑似诈骗：用户报告/描述了诈骗，请优先处理"
+# How the summary JSON says it (json.dumps of our own dict: a user's text
+# inside it has its quotes escaped, so it cannot contain this).
+_SCAM_FLAG_JSON = '"scam_reported": true'
+# How many recent cases `list` shows.
+LIST_LIMIT = 50
 
 _metadata = sa.MetaData()
 cases_table = sa.Table(
@@ -42,6 +55,11 @@ outcomes_table = sa.Table(
     sa.Column("causes", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+
+def _scam_flag_in_summary() -> Any:
+    """SQL filter for the scam-flagged cases (callers re-check the parsed JSON)."""
+    return cases_table.c.summary.contains(_SCAM_FLAG_JSON, autoescape=True)
 
 
 class CaseStore:
@@ -91,6 +109,25 @@ class CaseStore:
         rows = self._read(lambda c: c.execute(query).all())
         return [json.loads(row[0]) for row in rows]
 
+    def recent_cases(
+        self, limit: int = LIST_LIMIT, scam_only: bool = False
+    ) -> List[Dict[str, Any]]:
+        """The latest case summaries, newest first; only scam-flagged ones if asked."""
+        query = sa.select(cases_table.c.summary).order_by(
+            cases_table.c.created_at.desc()
+        )
+        if scam_only:
+            query = query.where(_scam_flag_in_summary())
+        rows = self._read(lambda c: c.execute(query.limit(limit)).all())
+        found = [json.loads(row[0]) for row in rows]
+        return [c for c in found if is_scam_case(c)] if scam_only else found
+
+    def scam_case_count(self) -> int:
+        """How many handoff cases are flagged as a reported scam."""
+        query = sa.select(cases_table.c.summary).where(_scam_flag_in_summary())
+        rows = self._read(lambda c: c.execute(query).all())
+        return sum(1 for row in rows if is_scam_case(json.loads(row[0])))
+
     def record_outcome(
         self, conversation_id: str, outcome: str, causes: Sequence[str]
     ) -> None:
@@ -134,7 +171,7 @@ class CaseStore:
         return {**dict(row), "causes": json.loads(row["causes"])}
 
     def summary(self) -> Dict[str, Any]:
-        """Counts per outcome and the mean rating."""
+        """Counts per outcome, the mean rating and the scam-flagged cases."""
         query = sa.select(
             outcomes_table.c.outcome,
             sa.func.count(),
@@ -146,7 +183,11 @@ class CaseStore:
         for outcome, count, mean in rows:
             counts[outcome] = count
             ratings[outcome] = float(mean) if mean is not None else None
-        return {"counts": counts, "mean_rating": ratings}
+        return {
+            "counts": counts,
+            "mean_rating": ratings,
+            "scam_flagged_cases": self.scam_case_count(),
+        }
 
     def _write(self, work: Any) -> None:
         try:
@@ -163,32 +204,86 @@ class CaseStore:
             raise StoreUnavailable(str(error).splitlines()[0]) from None
 
 
+def is_scam_case(case: Mapping[str, Any]) -> bool:
+    """Whether the user of this case reported or described a scam."""
+    return case.get("scam_reported") is True
+
+
+def render_case(case: Mapping[str, Any]) -> str:
+    """A case as a human agent reads it; a reported scam is the first line."""
+    lines = [SCAM_MARKER] if is_scam_case(case) else []
+    account = case.get("account_id") or "匿名（未关联账户）"
+    lines += [
+        f"工单 {case.get('case_id', '?')}  创建于 {case.get('created_at', '?')}",
+        f"会话 {case.get('conversation_id', '?')}  账户 {account}"
+        f"  事实来源 {case.get('facts_source') or '无'}",
+        f"问题：{case.get('problem') or '（未说明）'}",
+        f"诊断原因：{'、'.join(case.get('causes') or []) or '无'}"
+        f"  当前处理：{case.get('current_cause') or '无'}",
+    ]
+    steps = case.get("steps_tried") or []
+    lines.append("已尝试的步骤：" + ("" if steps else "无"))
+    for step in steps:
+        recheck = f"（复查：{step['recheck']}）" if step.get("recheck") else ""
+        lines.append(f"  - {step.get('code')}: {step.get('answer')}{recheck}")
+    words = case.get("user_words") or []
+    lines.append(f"用户原话（最近 {len(words)} 条）：")
+    # A user's line breaks stay inside the quote: no user text starts a line.
+    lines += ["  > " + str(text).replace("\n", "\n    ") for text in words]
+    return "\n".join(lines)
+
+
+def case_line(case: Mapping[str, Any]) -> str:
+    """One line per case for `list`: the scam mark, id, time, account, causes."""
+    mark = "⚠ 诈骗" if is_scam_case(case) else "      "
+    causes = ",".join(case.get("causes") or []) or "-"
+    return (
+        f"{mark} {case.get('case_id', '?')}  {case.get('created_at', '?')}"
+        f"  {case.get('account_id') or '匿名'}  {causes}"
+    )
+
+
 def case_store(settings: Optional[Settings] = None) -> CaseStore:
     """The one place that picks the case store from the configuration."""
     settings = settings or load_settings()
     return CaseStore(settings.case_db_url, settings.lookup_timeout_s)
 
 
+USAGE = (
+    "usage: python -m actions.services.cases summary | list [--scam]"
+    " | show [--json] CASE_ID"
+)
+
+
 def main(argv: Sequence[str]) -> int:
-    """`summary` or `show CASE_ID`."""
+    """`summary`, `list [--scam]` or `show [--json] CASE_ID`."""
     try:
-        if argv[:1] == ["summary"]:
+        if list(argv) == ["summary"]:
             print(json.dumps(case_store().summary(), ensure_ascii=False, indent=2))
             return 0
-        if argv[:1] == ["show"] and len(argv) == 2:
-            found = case_store().case(argv[1])
+        if argv[:1] == ["list"] and set(argv[1:]) <= {"--scam"}:
+            recent = case_store().recent_cases(scam_only="--scam" in argv[1:])
+            for each in recent:
+                print(case_line(each))
+            return 0
+        if argv[:1] == ["show"] and len(argv) in (2, 3):
+            as_json = argv[1] == "--json"
+            if as_json != (len(argv) == 3):
+                print(USAGE, file=sys.stderr)
+                return 2
+            found = case_store().case(argv[-1])
             if found is None:
-                print(f"no case {argv[1]}", file=sys.stderr)
+                print(f"no case {argv[-1]}", file=sys.stderr)
                 return 1
-            print(json.dumps(found, ensure_ascii=False, indent=2))
+            if as_json:
+                print(json.dumps(found, ensure_ascii=False, indent=2))
+            else:
+                print(render_case(found))
             return 0
     except StoreUnavailable as error:
         print(f"case store unavailable: {error}", file=sys.stderr)
         return 3
-    print(
-        "usage: python -m actions.services.cases summary | show CASE_ID",
-        file=sys.stderr,
-    )
+    print(USAGE, file=sys.stderr)
     return 2
 
 

@@ -18,7 +18,7 @@ from actions.fixes import (
 )
 from actions.handoff import ActionAbandonDiagnosis, ActionHandoff
 from actions.services.accounts import SqlAccountStore
-from actions.services.cases import case_store
+from actions.services.cases import SCAM_MARKER, case_store, render_case
 from tests.conftest import make_tracker
 
 DOMAIN: Dict[str, Any] = {}
@@ -320,7 +320,32 @@ async def test_handoff_stores_a_readable_case_and_pauses(seeded_db_url: str) -> 
     assert case["causes"] == ["account_frozen"]
     assert case["user_words"] == ["借呗不见了", "有人让我交钱开通", "转人工"]
     assert case["scam_reported"] is True
+    assert render_case(case or {}).splitlines()[0] == SCAM_MARKER
     assert case_store().outcome("demo_account_frozen")["outcome"] == "handed_off"
+
+
+async def test_handoff_flags_a_scam_only_from_this_session(seeded_db_url: str) -> None:
+    def said(text: str, intent: str) -> Dict[str, Any]:
+        return {
+            "event": "user",
+            "text": text,
+            "parse_data": {"intent": {"name": intent}},
+        }
+
+    earlier = [said("有人让我共享屏幕", "report_scam"), {"event": "session_started"}]
+    now = [said("借呗不见了", "jiebei_entry_missing"), said("转人工", "request_human")]
+    for events, flagged in [
+        (now, False),
+        (earlier + now, False),  # a scam of an earlier session is not this case's
+        ([now[0], said("客服问我要验证码", "report_scam"), now[1]], True),
+    ]:
+        result = await ActionHandoff().run(
+            CollectingDispatcher(), make_tracker("conv-h", events=events), DOMAIN
+        )
+        case = case_store().case(slots(result)["case_id"])
+        assert case["scam_reported"] is flagged
+        assert (SCAM_MARKER in render_case(case or {})) is flagged
+    assert case_store().summary()["scam_flagged_cases"] == 1
 
 
 async def test_handoff_without_a_case_store_says_how_to_reach_a_human(

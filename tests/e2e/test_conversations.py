@@ -5,14 +5,15 @@ Run by `make e2e` (part of `make test`) after training.
 
 from __future__ import annotations
 
+import json
 from typing import Iterator, List
 
 import pytest
 
 from actions.diagnosis.engine import CAUSE_CODES, default_rules
 from actions.services.accounts import load_fixtures
-from actions.services.cases import CaseStore
-from tests.conftest import load_domain
+from actions.services.cases import SCAM_MARKER, CaseStore, render_case
+from tests.conftest import ROOT, load_domain, story_messages
 from tests.e2e.harness import Bot, running_bot
 from tests.e2e.scenarios import walk
 
@@ -158,6 +159,81 @@ def test_scam_report_is_warned_about(bot: Bot) -> None:
     assert bot.utterances("visitor_scam") == ["utter_report_scam"]
 
 
+# Typical scams in words that are neither training examples nor test stories.
+SCAM_PHRASINGS = {
+    "quota_fee": "加了个微信好友，他说给钱就能把我的借呗额度拉高，先付一半",
+    "unfreeze_fee": "对面说我借呗被风控冻住了，交六百的解冻费马上给我解开，要交吗",
+    "screen_share": "有个人让我装个开会用的软件，打开屏幕共享，说他远程帮我弄借呗",
+    "safe_account": "那人说我支付宝有安全隐患，要我把余额宝里的钱先挪到一个安全账户",
+    "sms_code": "有人问我要手机上的验证码",
+    "cancel_and_transfer": "客服说要关掉借呗必须先把额度里的钱借出来转给他们核销",
+}
+
+
+@pytest.mark.parametrize("kind", SCAM_PHRASINGS)
+def test_scam_phrasing_is_warned_about_and_flags_the_case(bot: Bot, kind: str) -> None:
+    sender, text = f"visitor_scam_{kind}", SCAM_PHRASINGS[kind]
+    bot.reset(sender)
+    bot.say(sender, text)
+    assert bot.utterances(sender) == ["utter_report_scam"]
+    bot.say(sender, "转人工")
+    assert bot.utterances(sender) == ["utter_report_scam", "utter_handoff"]
+    [case] = cases(bot).cases_for(sender)
+    assert case["scam_reported"] is True
+    assert case["user_words"] == [text, "转人工"]
+    assert render_case(case).splitlines()[0] == SCAM_MARKER
+    assert cases(bot).summary()["scam_flagged_cases"] >= 1
+
+
+def test_every_scam_message_of_the_test_stories_is_warned_about(bot: Bot) -> None:
+    # `make story-test` replays the stories' dialogue with the labels they
+    # give; this sends their words through the real NLU.
+    texts = [
+        text
+        for intent, text in story_messages(ROOT / "tests" / "stories")
+        if intent == "report_scam"
+    ]
+    missed = []
+    for number, text in enumerate(texts):
+        sender = f"visitor_scam_story_{number}"
+        bot.reset(sender)
+        bot.say(sender, text)
+        if bot.utterances(sender) != ["utter_report_scam"]:
+            missed.append((text, bot.utterances(sender)))
+    assert len(texts) >= 8
+    assert missed == []
+
+
+def test_handoff_without_a_scam_is_not_flagged(bot: Bot) -> None:
+    sender = "visitor_no_scam"
+    bot.reset(sender)
+    bot.say(sender, "借呗提额怎么弄")  # a quota question, not a scam
+    assert "utter_report_scam" not in bot.utterances(sender)
+    bot.say(sender, "转人工")
+    [case] = cases(bot).cases_for(sender)
+    assert case["scam_reported"] is False
+    assert SCAM_MARKER not in render_case(case)
+
+
+def test_scam_mid_fix_is_warned_about_and_the_step_resumes(bot: Bot) -> None:
+    sender = "demo_no_bank_card"
+    bot.reset(sender)
+    bot.say(sender, "借呗咋没了")
+    assert bot.utterances(sender)[-1] == "utter_ask_step_done"
+    bot.say(sender, "稍等，刚有人打电话说要我把验证码报给他，才能帮我恢复借呗")
+    said = bot.utterances(sender)
+    assert said[-4:] == [
+        "utter_report_scam",
+        "utter_ask_step_again",
+        "utter_fix_no_bank_card",
+        "utter_ask_step_done",
+    ]
+    bot.say(sender, "转人工")
+    case = cases(bot).cases_for(sender)[-1]
+    assert case["scam_reported"] is True
+    assert case["causes"] == ["no_bank_card"]
+
+
 def test_goodbye_mid_diagnosis_is_counted_as_abandoned(bot: Bot) -> None:
     sender = "demo_low_activity"
     bot.reset(sender)
@@ -171,7 +247,7 @@ def test_personal_data_never_reaches_the_tracker_store_logs_or_case(bot: Bot) ->
     import sqlite3
     from pathlib import Path
 
-    from tests.e2e.privacy_cases import messages, raw_values
+    from tests.e2e.privacy_cases import decoded, leaked, messages, raw_values
 
     sender = "visitor_privacy"
     said: List[str] = []
@@ -184,14 +260,15 @@ def test_personal_data_never_reaches_the_tracker_store_logs_or_case(bot: Bot) ->
 
     workdir = Path(bot.env["TRACKER_DB_PATH"]).parent
     with sqlite3.connect(bot.env["TRACKER_DB_PATH"]) as db:
-        stored = "\n".join(row[0] for row in db.execute("SELECT data FROM events"))
+        stored = decoded(row[0] for row in db.execute("SELECT data FROM events"))
     assert "138****5678" in stored  # the masked form is what was kept
     logs = "\n".join(p.read_text(errors="replace") for p in workdir.glob("*.log"))
     [case] = cases(bot).cases_for(sender)
+    case_text = json.dumps(case, ensure_ascii=False, default=str)
     for value in raw_values():
-        assert value not in stored, value
-        assert value not in logs, value
-        assert value not in str(case), value
+        assert not leaked(value, stored), value
+        assert not leaked(value, logs), value
+        assert not leaked(value, case_text), value
 
 
 @pytest.mark.parametrize(
@@ -211,7 +288,7 @@ def test_intent_syntax_from_a_user_sets_no_slot(bot: Bot, text: str) -> None:
     # parsed as words by NLU, not as Rasa's command syntax (which would force
     # the intent at confidence 1.0 and carry the entities it names)
     latest = tracker["latest_message"]
-    assert latest["intent"]["confidence"] < 1.0
+    assert len(latest["intent_ranking"]) > 1  # NLU ranked; the syntax gives one
     assert not [
         e for e in latest["entities"] if e.get("extractor") == "RegexMessageHandler"
     ]

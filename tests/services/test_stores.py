@@ -16,7 +16,7 @@ from actions.services.accounts import (
     load_fixtures,
     seed,
 )
-from actions.services.cases import CaseStore
+from actions.services.cases import SCAM_MARKER, CaseStore, main, render_case
 from actions.services.sql import StoreUnavailable
 from tests.servers import Postgres
 
@@ -77,6 +77,87 @@ def test_cases_and_outcomes(db_url: str) -> None:
         cases.record_outcome("conv-4", "vanished", [])
     with pytest.raises(ValueError):
         cases.record_rating("conv-1", 6)
+
+
+def scam_case(**extra: object) -> dict:
+    return {
+        "conversation_id": "conv-scam",
+        "account_id": None,
+        "causes": [],
+        "steps_tried": [],
+        "user_words": ["有人打电话说交钱能开通借呗", "转人工"],
+        "scam_reported": True,
+        **extra,
+    }
+
+
+def test_scam_cases_are_marked_first_listed_and_counted(db_url: str) -> None:
+    cases = CaseStore(db_url)
+    plain = cases.open_case(
+        "conv-plain",
+        {
+            "causes": ["no_bank_card"],
+            "user_words": ["借呗没了"],
+            "scam_reported": False,
+        },
+    )
+    scam = cases.open_case("conv-scam", scam_case())
+    # A user who types the flag's JSON does not flag the case: the summary
+    # stores it escaped inside a string.
+    cases.open_case(
+        "conv-spoof",
+        {"user_words": ['"scam_reported": true'], "scam_reported": False},
+    )
+    assert cases.summary()["scam_flagged_cases"] == 1
+    assert [c["case_id"] for c in cases.recent_cases(scam_only=True)] == [scam]
+    assert len(cases.recent_cases()) == 3
+
+    scam_case_read, plain_case_read = cases.case(scam), cases.case(plain)
+    assert scam_case_read is not None and plain_case_read is not None
+    shown = render_case(scam_case_read).splitlines()
+    assert shown[0] == SCAM_MARKER
+    assert "  > 有人打电话说交钱能开通借呗" in shown
+    plain_shown = render_case(plain_case_read)
+    assert SCAM_MARKER not in plain_shown
+    assert plain_shown.splitlines()[0].startswith(f"工单 {plain}")
+    assert "no_bank_card" in plain_shown
+    # A user who types the marker on a line of its own does not make one.
+    typed = render_case({"user_words": [f"你好\n{SCAM_MARKER}"]}).splitlines()
+    assert SCAM_MARKER not in typed
+    assert f"    {SCAM_MARKER}" in typed
+
+
+def test_cases_cli_shows_the_scam_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    monkeypatch.setenv("ACCOUNT_DB_URL", url)
+    monkeypatch.delenv("CASE_DB_URL", raising=False)
+    cases = CaseStore(url)
+    scam = cases.open_case("conv-scam", scam_case())
+    plain = cases.open_case("conv-plain", {"scam_reported": False})
+
+    assert main(["show", scam]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == SCAM_MARKER
+    assert main(["show", plain]) == 0
+    assert SCAM_MARKER not in capsys.readouterr().out
+    assert main(["show", "--json", scam]) == 0
+    assert json.loads(capsys.readouterr().out)["scam_reported"] is True
+    assert main(["summary"]) == 0
+    assert json.loads(capsys.readouterr().out)["scam_flagged_cases"] == 1
+    assert main(["list", "--scam"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith("⚠") and scam in line
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert [line.startswith("⚠") for line in lines] == [False, True]  # newest first
+    assert main(["show", "NOPE"]) == 1
+    assert main(["show", "--json"]) == 2
+    assert main(["show", "--yaml", scam]) == 2
+    assert main(["list", "--all"]) == 2
 
 
 def test_unreachable_store_raises_store_unavailable_quickly() -> None:
