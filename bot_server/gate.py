@@ -64,6 +64,8 @@ FULL_WIDTH = str.maketrans(
     }
 )
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# What people put between the groups of a number.
+SEPARATORS = re.compile(r"[ -]")
 
 
 @dataclass
@@ -121,21 +123,21 @@ def mask_personal_data(text: str) -> GateResult:
         return f"{match.group(1)}{'*' * len(match.group(2))}"
 
     def id_card(match: re.Match[str]) -> str:
-        value = re.sub(r"[ -]", "", match.group())
+        value = SEPARATORS.sub("", match.group())
         if not id_card_valid(value):
             return match.group()
         found.append("id_card")
         return _keep(value, 3, 4)
 
     def card(match: re.Match[str]) -> str:
-        digits = re.sub(r"[ -]", "", match.group())
+        digits = SEPARATORS.sub("", match.group())
         if not 15 <= len(digits) <= 19 or not luhn_valid(digits):
             return match.group()
         found.append("bank_card")
         return _keep(digits, 4, 4)
 
     def mobile(match: re.Match[str]) -> str:
-        digits = re.sub(r"[ -]", "", match.group())[-11:]
+        digits = SEPARATORS.sub("", match.group())[-11:]
         found.append("mobile")
         return _keep(digits, 3, 4)
 
@@ -182,10 +184,10 @@ def intent_syntax_allowed() -> bool:
 def gate(text: str, button_payloads: AbstractSet[str] = frozenset()) -> GateResult:
     """Clean, defuse commands, mask personal data, truncate."""
     text = clean(text)
-    if not text.strip():
+    stripped = text.strip()
+    if not stripped:
         return GateResult("", empty=True)
     defused = False
-    stripped = text.strip()
     if (
         is_command(stripped)
         and stripped not in button_payloads

@@ -203,6 +203,13 @@ def guarded(
         channel = message.output_channel
         agent = agent_getter()
         source = message.input_channel or channel.name()
+
+        async def answer(response: str) -> None:
+            """Send one of the guard's domain responses to this sender."""
+            await channel.send_response(
+                sender, await render(agent, response, sender, channel.name())
+            )
+
         decision = await ratelimit.allow(source, sender)
         if not decision.allowed:
             logger.warning(
@@ -211,16 +218,12 @@ def guarded(
                 source,
                 decision.retry_after_s,
             )
-            await channel.send_response(
-                sender, await render(agent, RATE_LIMITED_RESPONSE, sender, source)
-            )
+            await answer(RATE_LIMITED_RESPONSE)
             return
         text = message.text if isinstance(message.text, str) else ""
         result = gate(text, button_payloads(agent))
         if result.empty:
-            await channel.send_response(
-                sender, await render(agent, EMPTY_RESPONSE, sender, source)
-            )
+            await answer(EMPTY_RESPONSE)
             return
         message.text = result.text
         if result.masked or result.secret_offered or result.truncated:
@@ -232,9 +235,7 @@ def guarded(
                 result.truncated,
             )
         for notice in gate_notices(result):
-            await channel.send_response(
-                sender, await render(agent, notice, sender, channel.name())
-            )
+            await answer(notice)
         counted = _CountingChannel.wrap(message)
 
         async def run() -> None:
@@ -268,14 +269,13 @@ def guarded(
         if not trouble and counted.sent > 0:
             return
         if not trouble and await _is_paused(agent, sender):
-            reply = await render(agent, PAUSED_RESPONSE, sender, channel.name())
-        else:
-            if not trouble:
-                logger.error(
-                    "the bot sent nothing to %s; answering with the apology", sender
-                )
-            reply = await render(agent, TROUBLE_RESPONSE, sender, channel.name())
-        await channel.send_response(sender, reply)
+            await answer(PAUSED_RESPONSE)
+            return
+        if not trouble:
+            logger.error(
+                "the bot sent nothing to %s; answering with the apology", sender
+            )
+        await answer(TROUBLE_RESPONSE)
 
     return handle
 

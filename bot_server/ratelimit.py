@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from limits import RateLimitItem, parse_many, strategies
-from limits.storage import Storage, storage_from_string
+from limits.storage import MemoryStorage, Storage, storage_from_string
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,11 @@ class RateLimit:
         self.items = items
         self.storage = storage
         self.limiter = strategies.MovingWindowRateLimiter(storage) if storage else None
+
+    @property
+    def in_process(self) -> bool:
+        """The counts live in this process (``memory://``): no I/O to wait for."""
+        return isinstance(self.storage, MemoryStorage)
 
     @property
     def enabled(self) -> bool:
@@ -136,6 +141,8 @@ async def allow(channel: str, sender: str) -> Decision:
     if not limit.enabled:
         return Decision(True)
     try:
+        if limit.in_process:  # a dictionary lookup: no thread, no timeout
+            return limit.check(channel, sender)
         return await asyncio.wait_for(
             asyncio.to_thread(limit.check, channel, sender), STORAGE_TIMEOUT_S * 2
         )

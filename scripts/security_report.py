@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 import tempfile
 import time
@@ -55,7 +54,7 @@ from tests.e2e.bad_input import (
     user_events,
 )
 from tests.e2e.harness import MODEL, ROOT, Bot
-from tests.e2e.privacy_cases import CASES, decoded, leaked, messages
+from tests.e2e.privacy_cases import CASES, leaked, messages, stored_places
 
 HANDOFF_TEXT = "转人工"
 
@@ -155,17 +154,8 @@ def run_pii(bot: Bot) -> PiiReport:
     said: List[str] = []
     for text in [*messages(), HANDOFF_TEXT]:
         said += texts_of(bot.say(sender, text))
-    workdir = Path(bot.env["TRACKER_DB_PATH"]).parent
-    with sqlite3.connect(bot.env["TRACKER_DB_PATH"]) as db:
-        stored = decoded(str(r[0]) for r in db.execute("SELECT data FROM events"))
-    logs = "\n".join(p.read_text(errors="replace") for p in workdir.glob("*.log"))
     cases = CaseStore(bot.env["ACCOUNT_DB_URL"]).cases_for(sender)
-    places = {
-        "bot replies": "\n".join(said),
-        "tracker store": stored,
-        "server logs": logs,
-        "handoff case": json.dumps(cases, ensure_ascii=False, default=str),
-    }
+    places = {"bot replies": "\n".join(said), **stored_places(bot.env, cases)}
     findings = [
         PiiFinding(
             case.kind,

@@ -53,6 +53,23 @@ class FakeAgent:
         self.tracker_store = None
 
 
+def connector_env(api_base: str, corp_secret: str, app_secret: str) -> Dict[str, str]:
+    """Both messaging channels configured, their platform APIs at ``api_base``."""
+    return {
+        "WECOM_CORP_ID": CORP_ID,
+        "WECOM_AGENT_ID": str(AGENT_ID),
+        "WECOM_SECRET": corp_secret,
+        "WECOM_TOKEN": WECOM_TOKEN,
+        "WECOM_AES_KEY": AES_KEY,
+        "WECOM_API_BASE": api_base,
+        "WECHAT_APP_ID": APP_ID,
+        "WECHAT_APP_SECRET": app_secret,
+        "WECHAT_TOKEN": WECHAT_TOKEN,
+        "WECHAT_AES_KEY": AES_KEY,
+        "WECHAT_API_BASE": api_base,
+    }
+
+
 def wecom_crypto(corp_id: str = CORP_ID) -> MessageCrypto:
     return MessageCrypto.create(WECOM_TOKEN, AES_KEY, corp_id)
 

@@ -54,12 +54,10 @@ import socketio  # type: ignore[import-untyped]
 from tests.channels import signed
 from tests.channels.fake_platform import FakePlatform
 from tests.channels.support import (
-    AES_KEY,
     AGENT_ID,
     APP_ID,
     CORP_ID,
-    WECHAT_TOKEN,
-    WECOM_TOKEN,
+    connector_env,
     wechat_crypto,
     wecom_crypto,
 )
@@ -638,17 +636,7 @@ def corpus() -> List[Case]:
 def bad_input_env(platform_base: str, platform: FakePlatform) -> Dict[str, str]:
     """Both connectors configured against the fake platform; the limits pinned."""
     return {
-        "WECOM_CORP_ID": CORP_ID,
-        "WECOM_AGENT_ID": str(AGENT_ID),
-        "WECOM_SECRET": platform.corp_secret,
-        "WECOM_TOKEN": WECOM_TOKEN,
-        "WECOM_AES_KEY": AES_KEY,
-        "WECOM_API_BASE": platform_base,
-        "WECHAT_APP_ID": APP_ID,
-        "WECHAT_APP_SECRET": platform.app_secret,
-        "WECHAT_TOKEN": WECHAT_TOKEN,
-        "WECHAT_AES_KEY": AES_KEY,
-        "WECHAT_API_BASE": platform_base,
+        **connector_env(platform_base, platform.corp_secret, platform.app_secret),
         # what the corpus and the rate-limit checks assume, whatever the
         # caller's environment says
         "RATE_LIMIT": RATE_LIMIT,

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import unicodedata
 from dataclasses import dataclass
-from typing import Iterable, List
+from pathlib import Path
+from typing import Any, Dict, Iterable, List
 
 ID_CARD = "11010519491231002X"
 MOBILE = "13812345678"
@@ -114,3 +116,17 @@ def messages() -> List[str]:
 def raw_values() -> List[str]:
     """The canonical values, each once."""
     return list(dict.fromkeys(case.canonical for case in CASES))
+
+
+def stored_places(env: Dict[str, str], cases: List[Dict[str, Any]]) -> Dict[str, str]:
+    """What the embedded profile kept, as text: the SQLite tracker store, the
+    servers' logs (beside it) and the handoff ``cases`` read by the caller."""
+    tracker_db = env["TRACKER_DB_PATH"]
+    with sqlite3.connect(tracker_db) as db:
+        stored = decoded(str(row[0]) for row in db.execute("SELECT data FROM events"))
+    logs = Path(tracker_db).parent.glob("*.log")
+    return {
+        "tracker store": stored,
+        "server logs": "\n".join(p.read_text(errors="replace") for p in logs),
+        "handoff case": json.dumps(cases, ensure_ascii=False, default=str),
+    }

@@ -24,12 +24,10 @@ from actions.identity import METADATA_KEY, verify
 from tests.channels import signed
 from tests.channels.fake_platform import WECHAT_SEND, WECOM_SEND, FakePlatform, Sent
 from tests.channels.support import (
-    AES_KEY,
     AGENT_ID,
     APP_ID,
     CORP_ID,
-    WECHAT_TOKEN,
-    WECOM_TOKEN,
+    connector_env,
     wechat_crypto,
     wecom_crypto,
 )
@@ -58,17 +56,7 @@ def connected(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Connected]:
     workdir = tmp_path_factory.mktemp("connectors")
     with platform.in_thread() as base:
         env = {
-            "WECOM_CORP_ID": CORP_ID,
-            "WECOM_AGENT_ID": str(AGENT_ID),
-            "WECOM_SECRET": platform.corp_secret,
-            "WECOM_TOKEN": WECOM_TOKEN,
-            "WECOM_AES_KEY": AES_KEY,
-            "WECOM_API_BASE": base,
-            "WECHAT_APP_ID": APP_ID,
-            "WECHAT_APP_SECRET": platform.app_secret,
-            "WECHAT_TOKEN": WECHAT_TOKEN,
-            "WECHAT_AES_KEY": AES_KEY,
-            "WECHAT_API_BASE": base,
+            **connector_env(base, platform.corp_secret, platform.app_secret),
             "IDENTITY_JWT_SECRET": SECRET,
             "ACCOUNT_IDENTITY": "verified",
         }

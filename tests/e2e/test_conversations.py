@@ -5,7 +5,6 @@ Run by `make e2e` (part of `make test`) after training.
 
 from __future__ import annotations
 
-import json
 from typing import Iterator, List
 
 import pytest
@@ -244,10 +243,7 @@ def test_goodbye_mid_diagnosis_is_counted_as_abandoned(bot: Bot) -> None:
 
 
 def test_personal_data_never_reaches_the_tracker_store_logs_or_case(bot: Bot) -> None:
-    import sqlite3
-    from pathlib import Path
-
-    from tests.e2e.privacy_cases import decoded, leaked, messages, raw_values
+    from tests.e2e.privacy_cases import leaked, messages, raw_values, stored_places
 
     sender = "visitor_privacy"
     said: List[str] = []
@@ -258,17 +254,12 @@ def test_personal_data_never_reaches_the_tracker_store_logs_or_case(bot: Bot) ->
     assert responses["utter_pii_warning"][0]["text"] in said
     assert responses["utter_secret_warning"][0]["text"] in said
 
-    workdir = Path(bot.env["TRACKER_DB_PATH"]).parent
-    with sqlite3.connect(bot.env["TRACKER_DB_PATH"]) as db:
-        stored = decoded(row[0] for row in db.execute("SELECT data FROM events"))
-    assert "138****5678" in stored  # the masked form is what was kept
-    logs = "\n".join(p.read_text(errors="replace") for p in workdir.glob("*.log"))
     [case] = cases(bot).cases_for(sender)
-    case_text = json.dumps(case, ensure_ascii=False, default=str)
+    places = stored_places(bot.env, [case])
+    assert "138****5678" in places["tracker store"]  # the masked form was kept
     for value in raw_values():
-        assert not leaked(value, stored), value
-        assert not leaked(value, logs), value
-        assert not leaked(value, case_text), value
+        for place, text in places.items():
+            assert not leaked(value, text), (value, place)
 
 
 @pytest.mark.parametrize(
