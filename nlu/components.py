@@ -1,4 +1,4 @@
-"""Rasa NLU components of this project.
+"""Rasa NLU components of this project: the normaliser and the intent classifier.
 
 `TextNormaliser` runs first in the pipeline (config.yml) and rewrites each
 message's text with `nlu.normaliser.normalise`, so the tokenizer, featurizers,
@@ -9,16 +9,40 @@ both the NLU and the end-to-end (core) featurization paths.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+import json
+from dataclasses import asdict, fields
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import TEXT
+from rasa.nlu.classifiers import LABEL_RANKING_LENGTH
+from rasa.nlu.classifiers.classifier import IntentClassifier
+from rasa.nlu.constants import (
+    RESPONSE_SELECTOR_PREDICTION_KEY,
+    RESPONSE_SELECTOR_PROPERTY_NAME,
+    RESPONSE_SELECTOR_RANKING_KEY,
+    RESPONSE_SELECTOR_RESPONSES_KEY,
+    RESPONSE_SELECTOR_RETRIEVAL_INTENTS,
+    RESPONSE_SELECTOR_UTTER_ACTION_KEY,
+    TOKENS_NAMES,
+)
+from rasa.nlu.tokenizers.tokenizer import Tokenizer
+from rasa.shared.constants import UTTER_PREFIX
+from rasa.shared.nlu.constants import (
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    INTENT_RESPONSE_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    RESPONSE_IDENTIFIER_DELIMITER,
+    TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from nlu.linear import LinearIntentModel, LinearSettings, compile_cues
 from nlu.normaliser import normalise
 
 
@@ -64,3 +88,169 @@ class TextNormaliser(GraphComponent):
         for message in messages:
             self._normalise_message(message)
         return messages
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True
+)
+class LinearIntentClassifier(GraphComponent, IntentClassifier):
+    """Intents and FAQ answers from one calibrated linear model (`nlu.linear`).
+
+    It replaces DIET and the ResponseSelector: it learns the *full* labels
+    (``jiebei_quota``, ``faq/jiebei_repayment``) and writes its prediction in
+    the same shape as Rasa's classifiers, so rules, forms, the FallbackClassifier
+    and ``utter_faq`` work unchanged: ``intent`` and ``intent_ranking`` (a FAQ
+    sub-intent counts as ``faq`` with its own probability), and for ``faq``
+    the ``response_selector`` entry that ``utter_faq`` reads.
+    """
+
+    @classmethod
+    def required_components(cls) -> List[Type]:
+        """Needs the tokens of a tokenizer (jieba)."""
+        return [Tokenizer]
+
+    @staticmethod
+    def get_default_config() -> Dict[str, Any]:
+        """The model's settings (see `nlu.linear.LinearSettings`)."""
+        return {**asdict(LinearSettings()), "ranking_length": LABEL_RANKING_LENGTH}
+
+    def __init__(
+        self,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        model: Optional[LinearIntentModel] = None,
+        responses: Optional[Dict[str, List[Dict[str, Any]]]] = None,
+    ) -> None:
+        self._config = config
+        self._model_storage = model_storage
+        self._resource = resource
+        self._model = model
+        self._responses = responses or {}
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> LinearIntentClassifier:
+        """Creates an untrained classifier."""
+        return cls(config, model_storage, resource)
+
+    def _settings(self) -> LinearSettings:
+        names = {f.name for f in fields(LinearSettings)}
+        return LinearSettings(**{k: v for k, v in self._config.items() if k in names})
+
+    def train(self, training_data: TrainingData) -> Resource:
+        """Learns the full labels of every intent example; saves the model."""
+        examples = [
+            m for m in training_data.intent_examples if _words(m) or m.get(TEXT)
+        ]
+        patterns: Dict[str, List[str]] = {}
+        for regex in training_data.regex_features:
+            patterns.setdefault(regex["name"], []).append(regex["pattern"])
+        model = LinearIntentModel(self._settings(), compile_cues(patterns))
+        model.fit(
+            [m.get(TEXT) for m in examples],
+            [_words(m) for m in examples],
+            [_full_label(m) for m in examples],
+        )
+        self._model = model
+        self._responses = {
+            key: value
+            for key, value in training_data.responses.items()
+            if key.startswith(UTTER_PREFIX)
+        }
+        with self._model_storage.write_to(self._resource) as folder:
+            model.save(folder)
+            (folder / "responses.json").write_text(
+                json.dumps(self._responses, ensure_ascii=False), encoding="utf-8"
+            )
+        return self._resource
+
+    @classmethod
+    def load(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> LinearIntentClassifier:
+        """Loads the saved model (JSON and NumPy files, no pickle)."""
+        with model_storage.read_from(resource) as folder:
+            model = LinearIntentModel.load(folder)
+            responses = json.loads(
+                (folder / "responses.json").read_text(encoding="utf-8")
+            )
+        return cls(config, model_storage, resource, model, responses)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Sets intent, ranking and (for FAQ labels) the selected answer."""
+        for message in messages:
+            text = message.get(TEXT)
+            if self._model is None or not isinstance(text, str) or not text:
+                continue
+            self._annotate(message, self._model.rank(text, _words(message)))
+        return messages
+
+    def _annotate(self, message: Message, ranked: List[Tuple[str, float]]) -> None:
+        limit = int(self._config.get("ranking_length") or len(ranked))
+        intents: Dict[str, float] = {}
+        for label, confidence in ranked:
+            intent = label.split(RESPONSE_IDENTIFIER_DELIMITER, 1)[0]
+            intents.setdefault(intent, confidence)
+        ranking = [
+            {INTENT_NAME_KEY: name, PREDICTED_CONFIDENCE_KEY: confidence}
+            for name, confidence in intents.items()
+        ][:limit]
+        message.set(INTENT, ranking[0], add_to_output=True)
+        message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+        self._select_response(message, ranked, limit)
+
+    def _select_response(
+        self, message: Message, ranked: List[Tuple[str, float]], limit: int
+    ) -> None:
+        by_retrieval_intent: Dict[str, List[Tuple[str, float]]] = {}
+        for label, confidence in ranked:
+            if RESPONSE_IDENTIFIER_DELIMITER in label:
+                intent = label.split(RESPONSE_IDENTIFIER_DELIMITER, 1)[0]
+                by_retrieval_intent.setdefault(intent, []).append((label, confidence))
+        if not by_retrieval_intent:
+            return
+        selector: Dict[str, Any] = {
+            RESPONSE_SELECTOR_RETRIEVAL_INTENTS: sorted(by_retrieval_intent)
+        }
+        for intent, labels in by_retrieval_intent.items():
+            # Within a retrieval intent, as Rasa's ResponseSelector reports it:
+            # the sub-intents' probabilities given that intent.
+            total = sum(confidence for _, confidence in labels) or 1.0
+            top, top_confidence = labels[0]
+            utter = f"{UTTER_PREFIX}{top}"
+            selector[intent] = {
+                RESPONSE_SELECTOR_PREDICTION_KEY: {
+                    RESPONSE_SELECTOR_RESPONSES_KEY: self._responses.get(utter, []),
+                    PREDICTED_CONFIDENCE_KEY: top_confidence / total,
+                    INTENT_RESPONSE_KEY: top,
+                    RESPONSE_SELECTOR_UTTER_ACTION_KEY: utter,
+                },
+                RESPONSE_SELECTOR_RANKING_KEY: [
+                    {
+                        PREDICTED_CONFIDENCE_KEY: confidence / total,
+                        INTENT_RESPONSE_KEY: label,
+                    }
+                    for label, confidence in labels[:limit]
+                ],
+            }
+        message.set(RESPONSE_SELECTOR_PROPERTY_NAME, selector, add_to_output=True)
+
+
+def _words(message: Message) -> List[str]:
+    tokens = message.get(TOKENS_NAMES[TEXT]) or []
+    return [token.text for token in tokens]
+
+
+def _full_label(message: Message) -> str:
+    return str(message.get(INTENT_RESPONSE_KEY) or message.get(INTENT))
