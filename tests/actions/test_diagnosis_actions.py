@@ -216,6 +216,34 @@ async def test_done_is_rechecked_against_the_store(seeded_db_url: str) -> None:
     ]
 
 
+@pytest.mark.parametrize("intent", ["affirm", "inform"])
+async def test_the_fix_form_reads_card_bound_as_done_whatever_the_label(
+    seeded_db_url: str, intent: str
+) -> None:
+    # "卡绑好了" is a judgement call between affirm and inform for the NLU; the
+    # form's own reading of the words decides, so the walk goes on either way.
+    SqlAccountStore(seeded_db_url).put(
+        "demo_no_bank_card", parse_facts({**_healthy(), "bank_cards": 1})
+    )
+    slots = {"facts_source": "store", "account_id": "demo_no_bank_card",
+             "current_finding": "no_bank_card", "steps_tried": [],
+             "requested_slot": "step_done"}  # fmt: skip
+    tracker = make_tracker(
+        "demo_no_bank_card", slots=slots, latest_message=user("卡绑好了", intent)
+    )
+    form = ValidateFixForm()
+    extracted = await form.extract_step_done(CollectingDispatcher(), tracker, DOMAIN)
+    assert extracted["step_done"]
+    dispatcher = CollectingDispatcher()
+    result = await form.validate_step_done(
+        extracted["step_done"], dispatcher, tracker, DOMAIN
+    )
+    assert responses(dispatcher) == ["utter_recheck_confirmed"]
+    assert result["steps_tried"] == [
+        {"code": "no_bank_card", "answer": "done", "recheck": "confirmed"}
+    ]
+
+
 async def test_done_but_store_not_updated_is_pending_and_walk_moves_on(
     seeded_db_url: str,
 ) -> None:
