@@ -64,7 +64,6 @@ import aiohttp
 import redis as redis_client
 from tabulate import tabulate  # type: ignore[import-untyped]
 
-from scripts.bench import percentile
 from scripts.bench_support import (
     BareModel,
     default_script,
@@ -76,6 +75,7 @@ from scripts.bench_support import (
     start_bare_rasa,
     train_bare,
 )
+from scripts.eval_nlu import percentile
 from tests.e2e.harness import (
     MODEL,
     ROOT,
