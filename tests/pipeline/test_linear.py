@@ -163,7 +163,7 @@ def test_rasa_component_writes_intent_ranking_and_faq_answer(tmp_path: Path) -> 
 
     storage = LocalModelStorage(tmp_path)
     resource = Resource("linear")
-    context = ExecutionContext(node_name="linear", graph_schema=None)  # type: ignore[arg-type]
+    context = ExecutionContext(node_name="linear", graph_schema=None)
     config = {**LinearIntentClassifier.get_default_config(), "calibration_folds": 3}
     trained = LinearIntentClassifier.create(config, storage, resource, context)
     trained.train(training)
