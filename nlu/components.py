@@ -145,9 +145,7 @@ class LinearIntentClassifier(GraphComponent, IntentClassifier):
 
     def train(self, training_data: TrainingData) -> Resource:
         """Learns the full labels of every intent example; saves the model."""
-        examples = [
-            m for m in training_data.intent_examples if _words(m) or m.get(TEXT)
-        ]
+        examples = training_data.intent_examples
         patterns: Dict[str, List[str]] = {}
         for regex in training_data.regex_features:
             patterns.setdefault(regex["name"], []).append(regex["pattern"])
