@@ -32,7 +32,7 @@ WEB_PORT ?= 8080
 # `make run ID=demo_account_frozen` chats as that conversation id.
 ID ?=
 
-# Profiles (README "Profiles"). embedded (default): SQLite tracker and account
+# Profiles (docs/profiles.md). embedded (default): SQLite tracker and account
 # stores, in-memory lock store, no server needed. prod: PostgreSQL tracker and
 # account stores, Redis lock store; `make serve PROFILE=prod`. Every value below
 # is a default that the environment overrides.
@@ -52,7 +52,7 @@ export LOCK_KEY_PREFIX ?= jiebei
 export ACCOUNT_DB_URL ?= postgresql://postgres@127.0.0.1:5432/jiebei_accounts
 # Every Rasa instance counts a sender's messages in the same Redis.
 export RATE_LIMIT_STORAGE_URL ?= redis://$(LOCK_REDIS_HOST):$(LOCK_REDIS_PORT)/$(LOCK_REDIS_DB)
-# The HTTP API (--enable-api) answers only with this token (README "Security").
+# The HTTP API (--enable-api) answers only with this token (docs/security.md).
 RASA_AUTH_TOKEN ?=
 else ifeq ($(PROFILE),embedded)
 ENDPOINTS := endpoints.yml
@@ -61,7 +61,7 @@ else
 $(error PROFILE must be embedded or prod, got '$(PROFILE)')
 endif
 
-# Security (README "Security"). The action server answers only requests with
+# Security (docs/security.md). The action server answers only requests with
 # this shared secret (actions/server.py, endpoints*.yml); made up for this run
 # when not set. The socket.io channel accepts browsers from these origins only.
 ifeq ($(strip $(ACTION_SERVER_TOKEN)),)

@@ -1,4 +1,4 @@
-"""Settings of the action server, all read from the environment (README lists them)."""
+"""Settings of the action server, read from the environment (docs/profiles.md)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@
 
 Both are per process: with several Rasa replicas a redelivery that lands on
 another replica is not recognised (a shared store such as Redis ``SET NX EX``
-would be needed; see bot_server/CONNECTORS_README.md).
+would be needed; see docs/channels.md).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Why linear: real users write 4-25 characters with few clues, and one character
 often decides (还 hái/huán, 关 by whom). A linear model over character n-grams,
 jieba words, pinyin syllables and our cue words generalises from a few thousand
 examples better than a neural classifier trained on the same data, trains in
-seconds and parses in well under a millisecond (README "NLU quality" has the
+seconds and parses in well under a millisecond (docs/nlu.md has the
 measurements).
 
 Why calibrated: the "did you mean" fallback only helps when a wrong answer comes

@@ -3,7 +3,7 @@
 A record is a JSON object; every field is optional and a missing field means
 "unknown". ``schema_version`` may be given and must then be 1. Unknown fields,
 wrong types, out-of-range values and bad enum values are refused with a
-`FactsError` naming the field. The README documents the format.
+`FactsError` naming the field. docs/conversation.md documents the format.
 """
 
 from __future__ import annotations

@@ -2343,7 +2343,7 @@ def compose_page_origin(env: Mapping[str, str]) -> str:
 
 def k8s_page_origin() -> str:
     """The chat page's public origin: the Ingress host serves the page and Rasa
-    (README "Kubernetes"), so it is RASA_PUBLIC_URL."""
+    (docs/deployment.md, "Kubernetes"), so it is RASA_PUBLIC_URL."""
     return k8s_deployed(WEB_DEPLOYMENT).values["RASA_PUBLIC_URL"]
 
 
