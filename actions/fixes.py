@@ -182,6 +182,10 @@ class ActionWrapUp(Action):
         return [SlotSet("satisfaction", None)]
 
 
+# Unclear answers to the rating question before the bot stops asking.
+RATING_TRIES = 2
+
+
 class ValidateRatingForm(FormValidationAction):
     """Reads a 1-5 rating ("5", "五星", "很满意") and stores it."""
 
@@ -202,7 +206,7 @@ class ValidateRatingForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> Dict[Text, Any]:
-        """Accepts 1-5 or "skip"; anything else is asked again."""
+        """Accepts 1-5 or "skip"; anything else is asked again, once."""
         if tracker.get_slot("requested_slot") != "satisfaction":
             return {"satisfaction": None}  # the form is starting: nothing was asked yet
         rating = parse_rating(str(value))
@@ -210,8 +214,13 @@ class ValidateRatingForm(FormValidationAction):
             dispatcher.utter_message(response="utter_rating_skipped")
             return {"satisfaction": "skipped"}
         if not isinstance(rating, int):
+            unclear = int(tracker.get_slot("rating_unclear") or 0) + 1
+            if unclear >= RATING_TRIES:
+                # Asking a third time would be nagging: no rating this time.
+                dispatcher.utter_message(response="utter_rating_given_up")
+                return {"satisfaction": "skipped", "rating_unclear": None}
             dispatcher.utter_message(response="utter_rating_unclear")
-            return {"satisfaction": None}
+            return {"satisfaction": None, "rating_unclear": unclear}
         try:
             await run_blocking(case_store().record_rating, tracker.sender_id, rating)
         except (StoreUnavailable, asyncio.TimeoutError) as error:

@@ -312,6 +312,20 @@ async def test_wrap_up_records_the_outcome(seeded_db_url: str) -> None:
     assert case_store().outcome("conv-wrap")["rating"] == 5
 
 
+async def test_rating_form_gives_up_politely_after_two_unclear_answers() -> None:
+    form = ValidateRatingForm()
+    first = CollectingDispatcher()
+    asked = make_tracker(slots={"requested_slot": "satisfaction"})
+    result = await form.validate_satisfaction("看情况", first, asked, DOMAIN)
+    assert result == {"satisfaction": None, "rating_unclear": 1}
+    assert responses(first) == ["utter_rating_unclear"]
+    second = CollectingDispatcher()
+    again = make_tracker(slots={"requested_slot": "satisfaction", "rating_unclear": 1})
+    result = await form.validate_satisfaction("哈哈", second, again, DOMAIN)
+    assert result == {"satisfaction": "skipped", "rating_unclear": None}
+    assert responses(second) == ["utter_rating_given_up"]
+
+
 async def test_handoff_stores_a_readable_case_and_pauses(seeded_db_url: str) -> None:
     events: List[Dict[str, Any]] = [
         {
