@@ -41,7 +41,11 @@ WALK_SLOTS = (
     "steps_tried",
     "step_done",
     "satisfaction",
+    "rating_unclear",
     "case_id",
+    # Carried over from an old session, it would make the next form read the
+    # new complaint as the answer to the old question.
+    "requested_slot",
 )
 
 

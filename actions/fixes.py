@@ -11,7 +11,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.diagnose import current_facts
+from actions.diagnose import SITUATIONS, current_facts
 from actions.diagnosis.answers import SKIP, parse_rating, parse_short_yes_no
 from actions.diagnosis.engine import Finding, default_rules
 from actions.diagnosis.facts import AccountFacts
@@ -108,7 +108,14 @@ class ValidateFixForm(FormValidationAction):
     async def extract_step_done(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Dict[Text, Any]:
-        """A yes/no intent answers; otherwise the text is read like other answers."""
+        """A yes/no intent answers; otherwise the text is read like other answers.
+
+        A new complaint (我的支付宝里找不到借呗了) is no answer: nothing is
+        extracted, the form rejects the turn and the rule for that complaint
+        starts the diagnosis over (data/rules/diagnosis.yml).
+        """
+        if latest_intent(tracker) in SITUATIONS:
+            return {}
         if tracker.get_slot("requested_slot") == "step_done":
             if latest_intent(tracker) in ANSWER_INTENTS:
                 return {"step_done": tracker.latest_message.get("text") or "yes"}

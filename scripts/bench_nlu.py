@@ -99,21 +99,27 @@ def rasa_system(name: str, model: Path, seconds: float) -> System:
     return System(name, seconds, model.stat().st_size / 1e6, results)
 
 
+def jieba_words(text: str) -> List[str]:
+    """Jieba's words (a module-level function, so that the model pickles)."""
+    import jieba
+
+    jieba.setLogLevel(60)
+    return list(jieba.lcut(text))
+
+
 def linear_system(work: Path) -> System:
     """TF-IDF char 1-4 + jieba words, LinearSVC: the plain model to beat."""
-    import jieba
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import make_pipeline, make_union
     from sklearn.svm import LinearSVC
 
-    jieba.setLogLevel(60)
     train = load_examples(ROOT / "data" / "nlu")
     started = time.monotonic()
     model = make_pipeline(
         make_union(
             TfidfVectorizer(analyzer="char", ngram_range=(1, 4), sublinear_tf=True),
             TfidfVectorizer(
-                tokenizer=jieba.lcut, token_pattern=None, sublinear_tf=True
+                tokenizer=jieba_words, token_pattern=None, sublinear_tf=True
             ),
         ),
         LinearSVC(C=1.0),
@@ -173,16 +179,21 @@ def main() -> int:
         work = Path(tmp)
         reference = work / "reference.yml"
         reference.write_text(REFERENCE_CONFIG, encoding="utf-8")
-        print("==> training ours from scratch (config.yml, NLU and dialogue)")
+        print(
+            "==> training ours from scratch (config.yml, NLU and dialogue)", flush=True
+        )
         seconds = rasa_train(
             ["--config", "config.yml", "--domain", "domain", "--data", "data",
              "--out", str(work), "--fixed-model-name", "ours"],
             work / "cache-ours",
         )  # fmt: skip
         systems.append(rasa_system("ours", work / "ours.tar.gz", seconds))
-        print("==> training the plain linear model")
+        print("==> training the plain linear model", flush=True)
         systems.append(linear_system(work))
-        print("==> training Rasa's reference pipeline (DIET, ~10 min on 2 cores)")
+        print(
+            "==> training Rasa's reference pipeline (DIET, ~10 min on 2 cores)",
+            flush=True,
+        )
         seconds = rasa_train(
             ["nlu", "--config", str(reference), "--nlu", "data/nlu",
              "--out", str(work), "--fixed-model-name", "reference"],

@@ -233,8 +233,15 @@ def load_examples(data: Path) -> List[Tuple[str, str]]:
 
 async def parse_all(model: Path, examples: Sequence[Tuple[str, str]]) -> List[Parsed]:
     """Parses each example with the model, after a warm-up."""
+    import logging
+
+    import structlog
     from rasa.core.agent import Agent
 
+    # Rasa logs every parse at debug level through structlog: keep the report.
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING)
+    )
     agent = Agent.load(str(model))
     for text, _ in examples[:20]:
         await agent.parse_message(text)

@@ -312,6 +312,21 @@ async def test_wrap_up_records_the_outcome(seeded_db_url: str) -> None:
     assert case_store().outcome("conv-wrap")["rating"] == 5
 
 
+async def test_a_new_complaint_is_not_read_as_a_fix_step_answer() -> None:
+    # Nothing is extracted: the form rejects the turn and a rule starts over.
+    tracker = make_tracker(
+        "demo_account_frozen",
+        slots={"current_finding": "account_frozen", "requested_slot": "step_done"},
+        latest_message=user("我的支付宝里找不到借呗了", "jiebei_entry_missing"),
+    )
+    assert (
+        await ValidateFixForm().extract_step_done(
+            CollectingDispatcher(), tracker, DOMAIN
+        )
+        == {}
+    )
+
+
 async def test_rating_form_gives_up_politely_after_two_unclear_answers() -> None:
     form = ValidateRatingForm()
     first = CollectingDispatcher()

@@ -13,7 +13,7 @@ from actions.diagnosis.engine import CAUSE_CODES, default_rules
 from actions.services.accounts import load_fixtures
 from actions.services.cases import SCAM_MARKER, CaseStore, render_case
 from tests.conftest import ROOT, load_domain, story_messages
-from tests.e2e.harness import Bot, running_bot
+from tests.e2e.harness import Bot, http, running_bot
 from tests.e2e.scenarios import walk
 
 pytestmark = pytest.mark.e2e
@@ -287,3 +287,41 @@ def test_intent_syntax_from_a_user_sets_no_slot(bot: Bot, text: str) -> None:
     [user] = [e for e in tracker["events"] if e.get("event") == "user"][-1:]
     assert not user["text"].lstrip("/／").startswith(("/", "／"))
     assert user["text"] == text.lstrip("/／")
+
+
+def test_a_returning_user_with_a_fresh_complaint_is_diagnosed_afresh(bot: Bot) -> None:
+    # An earlier conversation stopped at a fix step; the session expired (here:
+    # the session start Rasa runs after SESSION_EXPIRATION); the same complaint
+    # again must start a new diagnosis, not be read as the old step's answer.
+    sender = "demo_account_frozen"
+    bot.reset(sender)
+    bot.say(sender, "我的支付宝里找不到借呗了")
+    assert bot.utterances(sender)[-1] in ("utter_ask_step_done", "utter_ask_step_ack")
+    http(
+        "POST",
+        bot.api(f"/conversations/{sender}/execute"),
+        {"name": "action_session_start"},
+    )
+    before = len(bot.utterances(sender))
+    bot.say(sender, "我的支付宝里找不到借呗了")
+    again = bot.utterances(sender)[before:]
+    assert "utter_lookup_found" in again
+    assert "utter_ask_satisfaction" not in again
+    finding = default_rules().finding("account_frozen")
+    assert finding.explanation in again
+    assert again[-1] in ("utter_ask_step_done", "utter_ask_step_ack")
+
+
+def test_the_same_complaint_inside_a_fix_step_is_not_read_as_its_answer(
+    bot: Bot,
+) -> None:
+    sender = "demo_account_frozen"
+    bot.reset(sender)
+    bot.say(sender, "我的支付宝里找不到借呗了")
+    before = len(bot.utterances(sender))
+    bot.say(sender, "我的支付宝里找不到借呗了")
+    again = bot.utterances(sender)[before:]
+    assert "utter_ask_satisfaction" not in again
+    assert not any(name.startswith("utter_fix_alt_") for name in again)
+    assert again[:2] == ["utter_situation_entry_missing", "utter_lookup_found"]
+    assert again[-1] in ("utter_ask_step_done", "utter_ask_step_ack")
