@@ -11,7 +11,7 @@ import functools
 import operator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
@@ -335,13 +335,3 @@ def default_rules(path: Path = DEFAULT_RULES) -> RuleTable:
 def diagnose(facts: AccountFacts, table: Optional[RuleTable] = None) -> Diagnosis:
     """Diagnose with the default table unless one is given."""
     return (table or default_rules()).diagnose(facts)
-
-
-def next_finding(diagnosis: Diagnosis, done: Sequence[str]) -> Optional[Finding]:
-    """The most important finding not yet walked through, if any."""
-    return next((f for f in diagnosis.findings if f.code not in done), None)
-
-
-def remaining(diagnosis: Diagnosis, done: Sequence[str]) -> List[Finding]:
-    """Findings still to walk through, in order."""
-    return [f for f in diagnosis.findings if f.code not in done]
