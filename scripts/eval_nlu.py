@@ -26,6 +26,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -141,17 +142,16 @@ def summarise(parsed: Sequence[Parsed]) -> Dict[str, Any]:
     right = [p for p in parsed if p.right]
     confusions = Counter((p.expected, p.label) for p in wrong)
     # Reliability: within bins of confidence, how often the label is right.
-    bins = []
-    for low in (0.0, 0.3, 0.5, 0.7, 0.9):
-        high = {0.0: 0.3, 0.3: 0.5, 0.5: 0.7, 0.7: 0.9, 0.9: 1.01}[low]
-        inside = [p for p in parsed if low <= p.confidence < high]
-        bins.append(
-            {
-                "confidence": f"{low:.1f}-{min(high, 1.0):.1f}",
-                "messages": len(inside),
-                "right": sum(p.right for p in inside),
-            }
-        )
+    edges = (0.0, 0.3, 0.5, 0.7, 0.9, 1.01)
+    bins = [
+        {
+            "confidence": f"{low:.1f}-{min(high, 1.0):.1f}",
+            "messages": len(inside),
+            "right": sum(p.right for p in inside),
+        }
+        for low, high in pairwise(edges)
+        for inside in [[p for p in parsed if low <= p.confidence < high]]
+    ]
     return {
         "messages": len(parsed),
         "accuracy": len(right) / len(parsed) if parsed else 0.0,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
@@ -35,13 +34,13 @@ def test_no_development_message_is_in_the_training_data(name: str) -> None:
     train = {
         key for _, text in nlu_examples(ROOT / "data" / "nlu") for key in _keys(text)
     }
-    held = nlu_examples_of(SETS[name])
+    held = nlu_examples(SETS[name])
     leaked = [text for _, text in held if set(_keys(text)) & train]
     assert leaked == []
 
 
 def test_the_development_set_covers_every_domain_label_like_users() -> None:
-    examples = nlu_examples_of(SETS["dev"])
+    examples = nlu_examples(SETS["dev"])
     assert len(examples) >= 600
     counts = Counter(bare(label) for label, _ in examples)
     assert set(counts) >= CONTRACT_DOMAIN_INTENTS
@@ -59,7 +58,7 @@ def test_only_messages_both_labellers_agreed_on_are_kept(name: str) -> None:
         (r["labeller_1"] == r["labeller_2"]) == (r["kept"] == "yes") for r in rows
     )
     assert sum(r["kept"] == "yes" for r in rows) / len(rows) >= 0.9  # agreement
-    in_file = {(text, bare(label)) for label, text in nlu_examples_of(SETS[name])}
+    in_file = {(text, bare(label)) for label, text in nlu_examples(SETS[name])}
     assert in_file == kept
 
 
@@ -83,13 +82,3 @@ def test_training_examples_do_not_contradict_each_other() -> None:
         if seen.setdefault(key, label) != label:
             clashes.append((text, seen[key], label))
     assert clashes == []
-
-
-def nlu_examples_of(path: Path) -> List[Tuple[str, str]]:
-    """(label, text) of one NLU file."""
-    pairs = []
-    for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
-        for line in block["examples"].splitlines():
-            if line.strip():
-                pairs.append((block["intent"], line.strip()[2:].strip()))
-    return pairs

@@ -43,9 +43,10 @@ CONTRACT_GENERAL_INTENTS = {
 }
 
 
-def nlu_examples(folder: Path) -> List[Tuple[str, str]]:
+def nlu_examples(place: Path) -> List[Tuple[str, str]]:
+    """(label, text) of every example in an NLU file, or in the files of a folder."""
     pairs = []
-    for path in sorted(folder.rglob("*.yml")):
+    for path in [place] if place.is_file() else sorted(place.rglob("*.yml")):
         for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(
             "nlu", []
         ):
