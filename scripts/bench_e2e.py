@@ -19,7 +19,7 @@ How: simulated users (asyncio + aiohttp) talk to ``/webhooks/rest/webhook``.
 Every conversation is a new account ``bench_<n>_<fixture id>`` (a copy of a
 fixture account) used as the sender, so each conversation makes a real account
 lookup. The user opens with 我的支付宝里找不到借呗了 and answers what the bot
-asks, as tests/e2e/scenarios.walk does (the fact questions, ``/affirm`` to the
+asks, as devtools.scenarios.walk does (the fact questions, ``/affirm`` to the
 steps, 5 to the rating), at most 8 messages; the next answer is read from the
 REST replies. ``nlu`` and ``bare`` replay the texts our conversations sent in
 this run (the same message mix). At each level (1, 8, 32 users) the users loop
@@ -64,6 +64,18 @@ import aiohttp
 import redis as redis_client
 from tabulate import tabulate  # type: ignore[import-untyped]
 
+from devtools.harness import (
+    MODEL,
+    base_env,
+    prod_env,
+    seed_accounts,
+    start_actions,
+    start_rasa,
+    stop,
+)
+from devtools.project import ROOT
+from devtools.scenarios import OPENING
+from devtools.servers import free_port, postgres_server, redis_server
 from scripts.bench_support import (
     BareModel,
     default_script,
@@ -76,19 +88,6 @@ from scripts.bench_support import (
     train_bare,
 )
 from scripts.eval_nlu import percentile
-from tests.e2e.harness import (
-    MODEL,
-    ROOT,
-    base_env,
-    free_port,
-    seed_accounts,
-    start_actions,
-    start_rasa,
-    stop,
-)
-from tests.e2e.scenarios import OPENING
-from tests.e2e.test_prod_profile import prod_env
-from tests.servers import postgres_server, redis_server
 
 SYSTEMS = ("embedded", "prod", "nlu", "bare")
 TARGET_RATIO = 1.5

@@ -18,12 +18,12 @@ import psutil  # type: ignore[import-untyped]
 import yaml
 
 from actions.services.accounts import SqlAccountStore, load_fixtures
-from tests.conftest import load_domain
-from tests.e2e.harness import RASA, ROOT, wait_until_up
-from tests.e2e.scenarios import ANSWERS, OPENING
+from devtools.harness import RASA, wait_until_up
+from devtools.project import ROOT, load_domain
+from devtools.scenarios import ANSWERS, OPENING
 
 # What the simulated user says to the step questions and to the rating
-# question (as tests/e2e/scenarios.walk does).
+# question (as devtools.scenarios.walk does).
 STEP_ANSWER = "/affirm"
 RATING_ANSWER = "5"
 STEP_QUESTIONS = ("utter_ask_step_done", "utter_ask_step_ack")

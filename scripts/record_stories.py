@@ -1,6 +1,6 @@
 """Record test stories from real conversations with the running bot.
 
-Runs the scenarios of `tests/e2e/scenarios.py` (every fixture account, an
+Runs the scenarios of `devtools/scenarios.py` (every fixture account, an
 anonymous user, a digression, a handoff) against the trained model and the
 action server, and writes each tracker as an end-to-end test story to
 `tests/stories/test_accounts.yml`. `make story-test` then replays them with
@@ -18,8 +18,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Dict, List
 
-from tests.e2e.harness import ROOT, Bot, running_bot
-from tests.e2e.scenarios import walk
+from devtools.harness import Bot, running_bot
+from devtools.project import ROOT
+from devtools.scenarios import walk
 
 OUTPUT = ROOT / "tests" / "stories" / "test_accounts.yml"
 HEADER = """# Recorded by `make stories` (scripts/record_stories.py) from real

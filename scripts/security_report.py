@@ -1,12 +1,12 @@
 """`python -m scripts.security_report`: bad input, personal data, rate limit.
 
-Starts the real bot in a temporary folder (``tests/e2e/bad_input.bad_input_bot``:
+Starts the real bot in a temporary folder (``devtools.bad_input.bad_input_bot``:
 the Rasa server and the action server, both connectors configured against a
 local fake of the platform APIs, ``RATE_LIMIT=20/minute``) and reports:
 
-- **bad input**: every case of ``tests/e2e/bad_input.py`` (REST, WeCom, Official
+- **bad input**: every case of ``devtools/bad_input.py`` (REST, WeCom, Official
   Account, socket.io), tried and passed per category, and each failure;
-- **personal data**: the messages of ``tests/e2e/privacy_cases.py`` (ID number,
+- **personal data**: the messages of ``devtools/privacy_cases.py`` (ID number,
   bank card, mobile, e-mail, SMS code), then 转人工 so that a handoff case is
   stored. Each value (14 cases: plain, grouped, full-width, split by a zero-width
   space...) is looked for, in any written form, in the bot's replies, the SQLite
@@ -40,7 +40,7 @@ from typing import Any, List, Optional, Sequence
 from tabulate import tabulate  # type: ignore[import-untyped]
 
 from actions.services.cases import CaseStore
-from tests.e2e.bad_input import (
+from devtools.bad_input import (
     RATE_LIMIT,
     CaseResult,
     Failed,
@@ -53,8 +53,9 @@ from tests.e2e.bad_input import (
     texts,
     user_events,
 )
-from tests.e2e.harness import MODEL, ROOT, Bot
-from tests.e2e.privacy_cases import CASES, leaked, messages, stored_places
+from devtools.harness import MODEL, Bot
+from devtools.privacy_cases import CASES, leaked, messages, stored_places
+from devtools.project import ROOT
 
 HANDOFF_TEXT = "转人工"
 
@@ -281,11 +282,11 @@ def markdown(
     return "\n\n".join(
         [
             f"# Security report ({date})",
-            "## Bad input (tests/e2e/bad_input.py against the real servers)",
+            "## Bad input (devtools/bad_input.py against the real servers)",
             bad_input_table(results),
             "### Failed cases",
             failure_table(results),
-            "## Personal data (tests/e2e/privacy_cases.py, then a handoff)",
+            "## Personal data (devtools/privacy_cases.py, then a handoff)",
             pii_table(pii),
             "## Rate limit",
             rate_table(rate),

@@ -9,8 +9,8 @@ from typing import Dict, List, Tuple
 import pytest
 import yaml
 
+from devtools.project import ROOT
 from nlu.normaliser import normalise
-from tests.conftest import ROOT
 from tests.test_project import CONTRACT_DOMAIN_INTENTS, bare, nlu_examples
 
 DEV = ROOT / "tests" / "nlu_dev"

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Set, Tuple
 
 import yaml
 
-from tests.conftest import ROOT, load_domain, story_messages
+from devtools.project import ROOT, load_domain, story_messages
 
 CONTRACT_DOMAIN_INTENTS = {
     "jiebei_entry_missing",

@@ -7,7 +7,7 @@ from typing import Any, Dict
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.clarify import ActionClarifyIntent, choices, ranked_labels
-from tests.conftest import make_tracker
+from devtools.tracker import make_tracker
 
 
 def parse(

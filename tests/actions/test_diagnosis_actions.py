@@ -19,7 +19,7 @@ from actions.fixes import (
 from actions.handoff import ActionAbandonDiagnosis, ActionHandoff
 from actions.services.accounts import SqlAccountStore
 from actions.services.cases import SCAM_MARKER, case_store, render_case
-from tests.conftest import make_tracker
+from devtools.tracker import make_tracker
 
 DOMAIN: Dict[str, Any] = {}
 

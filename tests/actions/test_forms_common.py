@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.diagnosis.answers import parse_sesame_score
 from actions.fixes import ValidateFixForm, ValidateRatingForm
 from actions.forms_common import extract_answer
-from tests.conftest import make_tracker
+from devtools.tracker import make_tracker
 
 
 def asked(slot: str, text: str, intent: str) -> Any:

@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import identity
 from actions.diagnose import ActionStartDiagnosis
 from actions.lookup import identified_account
-from tests.conftest import make_tracker
+from devtools.tracker import make_tracker
 
 SECRET = "s" * 40
 OTHER_SECRET = "x" * 40

@@ -1,4 +1,4 @@
-"""The atomic Redis lock store against a real Redis (tests/servers.py)."""
+"""The atomic Redis lock store against a real Redis (devtools/servers.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from rasa.utils.endpoints import EndpointConfig
 
 from bot_server.lock_store import AtomicRedisLockStore
-from tests.servers import Redis
+from devtools.servers import Redis
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Iterator, List
 import pytest
 
 from bot_server import ratelimit
-from tests.servers import Redis
+from devtools.servers import Redis
 
 
 @pytest.fixture(autouse=True)

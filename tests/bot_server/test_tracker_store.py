@@ -10,7 +10,7 @@ from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot_server.tracker_store import ResilientSQLTrackerStore
-from tests.servers import throwaway_postgres
+from devtools.servers import throwaway_postgres
 
 DOMAIN = Domain.load(str(Path(__file__).resolve().parents[2] / "domain"))
 

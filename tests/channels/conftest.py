@@ -7,8 +7,8 @@ from typing import AsyncIterator
 import aiohttp
 import pytest
 
-from tests.channels.fake_platform import FakePlatform
-from tests.channels.support import APP_ID, CORP_ID
+from devtools.fake_platform import FakePlatform
+from devtools.wechat_apps import APP_ID, CORP_ID
 
 
 @pytest.fixture

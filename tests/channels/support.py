@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -18,19 +17,12 @@ from sanic import Sanic
 
 from bot_server.wechat_api import OfficialAccountApi, WeComApi
 from bot_server.wechat_channel import WeChatStyleInput
-from bot_server.wechat_crypto import MessageCrypto
 from bot_server.wechat_mp import OfficialAccountInput
 from bot_server.wecom import WeComInput
-from tests.servers import free_port
+from devtools.servers import free_port
+from devtools.wechat_apps import AGENT_ID, APP_ID, CORP_ID, wechat_crypto, wecom_crypto
 
 ROOT = Path(__file__).resolve().parents[2]
-# A 43-character EncodingAESKey as the admin consoles generate them.
-AES_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")
-WECOM_TOKEN = "wecomToken2026"
-WECHAT_TOKEN = "wechatToken2026"
-CORP_ID = "ww_test_corp"
-AGENT_ID = 1000002
-APP_ID = "wx_test_app"
 IDENTITY_SECRET = "s" * 40
 USER = "demo_account_frozen"
 
@@ -51,31 +43,6 @@ class FakeAgent:
         self.domain = domain()
         self.nlg = TemplatedNaturalLanguageGenerator(self.domain.responses)
         self.tracker_store = None
-
-
-def connector_env(api_base: str, corp_secret: str, app_secret: str) -> Dict[str, str]:
-    """Both messaging channels configured, their platform APIs at ``api_base``."""
-    return {
-        "WECOM_CORP_ID": CORP_ID,
-        "WECOM_AGENT_ID": str(AGENT_ID),
-        "WECOM_SECRET": corp_secret,
-        "WECOM_TOKEN": WECOM_TOKEN,
-        "WECOM_AES_KEY": AES_KEY,
-        "WECOM_API_BASE": api_base,
-        "WECHAT_APP_ID": APP_ID,
-        "WECHAT_APP_SECRET": app_secret,
-        "WECHAT_TOKEN": WECHAT_TOKEN,
-        "WECHAT_AES_KEY": AES_KEY,
-        "WECHAT_API_BASE": api_base,
-    }
-
-
-def wecom_crypto(corp_id: str = CORP_ID) -> MessageCrypto:
-    return MessageCrypto.create(WECOM_TOKEN, AES_KEY, corp_id)
-
-
-def wechat_crypto(app_id: str = APP_ID) -> MessageCrypto:
-    return MessageCrypto.create(WECHAT_TOKEN, AES_KEY, app_id)
 
 
 def make_wecom(base: str, **kwargs: Any) -> WeComInput:

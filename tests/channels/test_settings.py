@@ -23,24 +23,21 @@ from bot_server.wechat_api import (
 )
 from bot_server.wechat_mp import OfficialAccountInput
 from bot_server.wecom import WeComInput
-from tests.channels import signed
-from tests.channels.fake_platform import FakePlatform
-from tests.channels.support import (
+from devtools import signed
+from devtools.fake_platform import FakePlatform
+from devtools.project import load_domain
+from devtools.servers import free_port
+from devtools.wechat_apps import (
     AES_KEY,
     AGENT_ID,
     APP_ID,
     CORP_ID,
-    IDENTITY_SECRET,
-    ROOT,
-    USER,
     WECHAT_TOKEN,
     WECOM_TOKEN,
-    FakeAgent,
     wechat_crypto,
     wecom_crypto,
 )
-from tests.conftest import load_domain
-from tests.servers import free_port
+from tests.channels.support import IDENTITY_SECRET, ROOT, USER, FakeAgent
 
 WECOM_ENV = {
     "WECOM_CORP_ID": CORP_ID,

@@ -16,9 +16,9 @@ from bot_server.wechat_api import (
     WeComApi,
     split_text,
 )
-from tests.channels.fake_platform import WECHAT_SEND, WECOM_SEND, FakePlatform
-from tests.channels.support import AGENT_ID, APP_ID, CORP_ID
-from tests.servers import free_port
+from devtools.fake_platform import WECHAT_SEND, WECOM_SEND, FakePlatform
+from devtools.servers import free_port
+from devtools.wechat_apps import AGENT_ID, APP_ID, CORP_ID
 
 
 class Clock:

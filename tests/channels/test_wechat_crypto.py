@@ -19,7 +19,7 @@ from bot_server.wechat_crypto import (
     MessageCrypto,
     StaleRequest,
 )
-from tests.channels.support import AES_KEY, CORP_ID, wecom_crypto
+from devtools.wechat_apps import AES_KEY, CORP_ID, wecom_crypto
 
 # Tencent's published sample (WXBizMsgCrypt samples, WeCom doc "加解密方案说明").
 OFFICIAL_TOKEN = "QDG6eK"

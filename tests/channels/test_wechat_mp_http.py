@@ -11,17 +11,16 @@ import pytest
 
 from actions.identity import METADATA_KEY, verify
 from bot_server.wechat_mp import OfficialAccountInput
-from tests.channels import signed
-from tests.channels.fake_platform import WECHAT_SEND, FakePlatform
+from devtools import signed
+from devtools.fake_platform import WECHAT_SEND, FakePlatform
+from devtools.wechat_apps import APP_ID, wechat_crypto
 from tests.channels.support import (
-    APP_ID,
     IDENTITY_SECRET,
     USER,
     FakeBot,
     domain,
     make_wechat,
     serve,
-    wechat_crypto,
 )
 
 OPENID = USER  # the fixture account id stands in for a follower's openid

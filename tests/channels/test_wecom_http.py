@@ -1,6 +1,6 @@
 """The WeCom channel over HTTP: a Sanic app with its blueprint, the fake API behind it.
 
-Requests are real: signed and encrypted as WeCom sends them (tests/channels/signed.py).
+Requests are real: signed and encrypted as WeCom sends them (devtools/signed.py).
 """
 
 from __future__ import annotations
@@ -17,20 +17,18 @@ import pytest
 
 from actions.identity import METADATA_KEY, verify
 from bot_server.wecom import WeComInput
-from tests.channels import signed
-from tests.channels.fake_platform import WECOM_SEND, FakePlatform
+from devtools import signed
+from devtools.fake_platform import WECOM_SEND, FakePlatform
+from devtools.servers import free_port
+from devtools.wechat_apps import AGENT_ID, CORP_ID, wecom_crypto
 from tests.channels.support import (
-    AGENT_ID,
-    CORP_ID,
     IDENTITY_SECRET,
     USER,
     FakeBot,
     domain,
     make_wecom,
     serve,
-    wecom_crypto,
 )
-from tests.servers import free_port
 
 
 def text_message(

@@ -12,7 +12,7 @@ from typing import List
 
 import pytest
 
-from tests.conftest import ROOT
+from devtools.project import ROOT
 
 ENGINE = ROOT / "actions" / "diagnosis"
 

@@ -2,7 +2,7 @@
 
 One bot for the module (a start costs about 40 s): the Rasa server and the
 action server, both connectors configured against the fake platform API,
-``RATE_LIMIT=20/minute``. Each corpus case (tests/e2e/bad_input.py) must get
+``RATE_LIMIT=20/minute``. Each corpus case (devtools/bad_input.py) must get
 its expected answer within a bound against hangs (30 s, not a benchmark).
 After the whole corpus the bot still answers a new user normally and its log
 holds no traceback and no 500.
@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.e2e.bad_input import (
+from devtools.bad_input import (
     CASE_BOUND_S,
     CATEGORIES,
     RATE_LIMIT_COUNT,
@@ -40,7 +40,7 @@ from tests.e2e.bad_input import (
     texts,
     user_events,
 )
-from tests.e2e.harness import Bot
+from devtools.harness import Bot
 
 e2e = pytest.mark.e2e
 CASES = corpus()

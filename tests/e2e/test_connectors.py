@@ -21,9 +21,10 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pytest
 
 from actions.identity import METADATA_KEY, verify
-from tests.channels import signed
-from tests.channels.fake_platform import WECHAT_SEND, WECOM_SEND, FakePlatform, Sent
-from tests.channels.support import (
+from devtools import signed
+from devtools.fake_platform import WECHAT_SEND, WECOM_SEND, FakePlatform, Sent
+from devtools.harness import Bot, running_bot
+from devtools.wechat_apps import (
     AGENT_ID,
     APP_ID,
     CORP_ID,
@@ -31,7 +32,6 @@ from tests.channels.support import (
     wechat_crypto,
     wecom_crypto,
 )
-from tests.e2e.harness import Bot, running_bot
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,9 @@ import pytest
 from actions.diagnosis.engine import CAUSE_CODES, default_rules
 from actions.services.accounts import load_fixtures
 from actions.services.cases import SCAM_MARKER, CaseStore, render_case
-from tests.conftest import ROOT, load_domain, story_messages
-from tests.e2e.harness import Bot, http, running_bot
-from tests.e2e.scenarios import walk
+from devtools.harness import Bot, http, running_bot
+from devtools.project import ROOT, load_domain, story_messages
+from devtools.scenarios import walk
 
 pytestmark = pytest.mark.e2e
 
@@ -243,7 +243,7 @@ def test_goodbye_mid_diagnosis_is_counted_as_abandoned(bot: Bot) -> None:
 
 
 def test_personal_data_never_reaches_the_tracker_store_logs_or_case(bot: Bot) -> None:
-    from tests.e2e.privacy_cases import leaked, messages, raw_values, stored_places
+    from devtools.privacy_cases import leaked, messages, raw_values, stored_places
 
     sender = "visitor_privacy"
     said: List[str] = []

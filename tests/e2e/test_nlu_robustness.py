@@ -12,8 +12,8 @@ from typing import Any, Dict
 
 import pytest
 
+from devtools.harness import MODEL
 from scripts.eval_nlu import top_label
-from tests.e2e.harness import MODEL
 
 pytestmark = pytest.mark.e2e
 

@@ -2,7 +2,7 @@
 
 Two Rasa processes share the PostgreSQL tracker store and the Redis lock store
 (endpoints.prod.yml) with one action server whose account store is PostgreSQL.
-The servers come from tests/servers.py: the machine's own, or throwaway ones;
+The servers come from devtools/servers.py: the machine's own, or throwaway ones;
 a missing server fails the test with what to install, never a skip.
 
 Account lookups use ``ACCOUNT_IDENTITY=sender`` (fixture ids as conversation ids)
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import secrets
 import urllib.error
 import urllib.request
 import uuid
@@ -25,17 +24,16 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 import pytest
 import redis as redis_client
 
-from tests.e2e.harness import (
+from devtools.harness import (
     Bot,
-    base_env,
-    free_port,
     http,
+    prod_env,
     seed_accounts,
     start_actions,
     start_rasa,
     stop,
 )
-from tests.servers import Postgres, Redis, throwaway_postgres
+from devtools.servers import Postgres, Redis, free_port, throwaway_postgres
 
 pytestmark = pytest.mark.e2e
 
@@ -89,35 +87,6 @@ class Cluster:
 
     def stop_actions(self) -> None:
         stop(self.processes.pop("actions", None))
-
-
-def prod_env(
-    workdir: Path,
-    action_port: int,
-    postgres: Postgres,
-    redis: Redis,
-    tracker_db: str,
-    accounts_db: str,
-    key_prefix: str,
-) -> Dict[str, str]:
-    return {
-        **base_env(workdir, action_port),
-        "BOT_PROFILE": "prod",
-        "ACCOUNT_IDENTITY": "sender",
-        "ACCOUNT_DB_URL": postgres.url(accounts_db),
-        "TRACKER_DB_HOST": postgres.host,
-        "TRACKER_DB_PORT": str(postgres.port),
-        "TRACKER_DB_NAME": tracker_db,
-        "TRACKER_DB_USER": postgres.user,
-        "TRACKER_DB_PASSWORD": "",
-        "LOCK_REDIS_HOST": redis.host,
-        "LOCK_REDIS_PORT": str(redis.port),
-        "LOCK_REDIS_DB": "0",
-        "LOCK_KEY_PREFIX": key_prefix,
-        # As `make serve PROFILE=prod`: API token, rate counts in Redis.
-        "RASA_AUTH_TOKEN": secrets.token_hex(20),
-        "RATE_LIMIT_STORAGE_URL": f"redis://{redis.host}:{redis.port}/0",
-    }
 
 
 @pytest.fixture(scope="module")
@@ -318,7 +287,7 @@ def test_personal_data_never_reaches_the_postgresql_tracker_store(
 ) -> None:
     import sqlalchemy as sa
 
-    from tests.e2e.privacy_cases import decoded, leaked, messages, raw_values
+    from devtools.privacy_cases import decoded, leaked, messages, raw_values
 
     sender = f"privacy_{uuid.uuid4().hex[:6]}"
     for index, text in enumerate(messages()):

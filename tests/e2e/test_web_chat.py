@@ -27,7 +27,8 @@ from playwright.sync_api import (
 )
 
 from actions import identity
-from tests.e2e.harness import Bot, free_port, running_bot, stop, wait_until_up
+from devtools.harness import Bot, running_bot, stop, wait_until_up
+from devtools.servers import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,9 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from devtools.project import ROOT
 from nlu.build_spacy import build, load_patterns
 from nlu.components import TextNormaliser
-from tests.conftest import ROOT
 
 DICTIONARY = ROOT / "nlu" / "jieba_dict"
 

@@ -18,7 +18,7 @@ from actions.services.accounts import (
 )
 from actions.services.cases import SCAM_MARKER, CaseStore, main, render_case
 from actions.services.sql import StoreUnavailable
-from tests.servers import Postgres
+from devtools.servers import Postgres
 
 
 @pytest.fixture

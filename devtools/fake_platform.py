@@ -32,15 +32,19 @@ class Sent:
 
     @property
     def user(self) -> str:
+        """The user the message went to."""
         return str(self.body.get("touser"))
 
     @property
     def text(self) -> str:
+        """The text of a text message (``None`` as text for other kinds)."""
         return str((self.body.get("text") or {}).get("content"))
 
 
 @dataclass
 class FakePlatform:
+    """Both platforms' APIs: credentials it accepts, tokens it issued, what was sent."""
+
     corp_id: str = "ww_test_corp"
     corp_secret: str = "wecom-secret"
     app_id: str = "wx_test_app"
@@ -74,6 +78,7 @@ class FakePlatform:
         )
 
     async def wecom_token(self, request: web.Request) -> web.Response:
+        """WeCom's ``gettoken``: a new access token for the right corp id and secret."""
         failed = await self._pause()
         if failed is not None:
             return failed
@@ -86,6 +91,7 @@ class FakePlatform:
         return self._issue("wecom")
 
     async def wechat_token(self, request: web.Request) -> web.Response:
+        """The Official Account's ``token``: a new access token for the right app."""
         failed = await self._pause()
         if failed is not None:
             return failed
@@ -115,9 +121,11 @@ class FakePlatform:
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     async def wecom_send(self, request: web.Request) -> web.Response:
+        """WeCom's message send: recorded when the token is the current one."""
         return await self._send(request, "wecom")
 
     async def wechat_send(self, request: web.Request) -> web.Response:
+        """The Official Account's customer-service send, recorded likewise."""
         return await self._send(request, "wechat")
 
     # -- running --------------------------------------------------------------
@@ -139,6 +147,7 @@ class FakePlatform:
         return self.base_url
 
     async def stop(self) -> None:
+        """Stop serving (started with ``start``)."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

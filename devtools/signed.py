@@ -18,10 +18,12 @@ class Signed:
     body: str
 
     def url(self, webhook: str) -> str:
+        """The request's URL at ``webhook``, query included."""
         return f"{webhook}?{urlencode(self.query)}"
 
 
 def now() -> str:
+    """The current Unix time as the platforms send it."""
     return str(int(time.time()))
 
 

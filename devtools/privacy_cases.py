@@ -41,10 +41,12 @@ CARD_19 = luhn_completed("621700123456789012")
 
 
 def full_width(text: str) -> str:
+    """``text`` with its ASCII letters, digits and signs in their full-width forms."""
     return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
 
 
 def grouped(digits: str, size: int, sep: str) -> str:
+    """``digits`` in groups of ``size`` joined by ``sep``."""
     return sep.join(digits[i : i + size] for i in range(0, len(digits), size))
 
 
@@ -110,6 +112,7 @@ def leaked(canonical: str, text: str) -> bool:
 
 
 def messages() -> List[str]:
+    """The case messages, in order."""
     return [case.message for case in CASES]
 
 
@@ -119,8 +122,11 @@ def raw_values() -> List[str]:
 
 
 def stored_places(env: Dict[str, str], cases: List[Dict[str, Any]]) -> Dict[str, str]:
-    """What the embedded profile kept, as text: the SQLite tracker store, the
-    servers' logs (beside it) and the handoff ``cases`` read by the caller."""
+    """What the embedded profile kept, as text.
+
+    The SQLite tracker store, the servers' logs (beside it) and the handoff
+    ``cases`` read by the caller.
+    """
     tracker_db = env["TRACKER_DB_PATH"]
     with sqlite3.connect(tracker_db) as db:
         stored = decoded(str(row[0]) for row in db.execute("SELECT data FROM events"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Dict, List
 
-from tests.e2e.harness import Bot
+from devtools.harness import Bot
 
 OPENING = "我的支付宝里找不到借呗了"
 # What an anonymous user answers to each fact question (free Chinese).

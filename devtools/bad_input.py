@@ -6,7 +6,7 @@ characters, lone surrogates, markup, SQL, Markdown, mixed scripts, Rasa's
 ``/intent`` syntax), broken REST requests, broken callbacks on the WeCom and
 Official Account webhooks, and broken socket.io events and origins. Each case
 says what is sent and what must come back; :func:`run_case` sends it to a
-running bot (``tests/e2e/harness.Bot``) and checks the answer, the time it
+running bot (``devtools.harness.Bot``) and checks the answer, the time it
 took and, for messages, what the tracker stored.
 
 Used by ``tests/e2e/test_bad_input.py`` (``make e2e``) and
@@ -51,9 +51,11 @@ from urllib.parse import urlencode, urlsplit
 
 import socketio  # type: ignore[import-untyped]
 
-from tests.channels import signed
-from tests.channels.fake_platform import FakePlatform
-from tests.channels.support import (
+from devtools import signed
+from devtools.fake_platform import FakePlatform
+from devtools.harness import Bot, running_bot
+from devtools.project import load_domain
+from devtools.wechat_apps import (
     AGENT_ID,
     APP_ID,
     CORP_ID,
@@ -61,8 +63,6 @@ from tests.channels.support import (
     wechat_crypto,
     wecom_crypto,
 )
-from tests.conftest import load_domain
-from tests.e2e.harness import Bot, running_bot
 
 # A correctness bound against hangs, not a benchmark.
 CASE_BOUND_S = 30.0

@@ -1,6 +1,7 @@
 """Run the real bot (Rasa server + action server) on free local ports and chat with it.
 
-Used by the end-to-end tests (`make e2e`) and by `scripts/record_stories.py`.
+Used by the end-to-end tests (`make e2e`) and by the scripts that run the bot
+(`scripts/record_stories.py`, `scripts/bench_e2e.py`, `scripts/security_report.py`).
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -19,19 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-ROOT = Path(__file__).resolve().parents[2]
+from devtools.project import ROOT
+from devtools.servers import Postgres, Redis, free_port
+
 MODEL = ROOT / "models" / "jiebei.tar.gz"
 RASA = Path(sys.executable).with_name("rasa")
 STARTUP_TIMEOUT_S = 240
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def http(method: str, url: str, body: Optional[Any] = None, timeout: float = 30) -> Any:
+    """One JSON request; the decoded JSON answer (an HTTP error raises)."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
         url, data=data, method=method, headers={"Content-Type": "application/json"}
@@ -41,6 +38,7 @@ def http(method: str, url: str, body: Optional[Any] = None, timeout: float = 30)
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Return once ``url`` answers; raise with the log's tail if it exits or is late."""
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -69,6 +67,7 @@ class Bot:
         return f"{self.rasa_url}{path}" + (f"?token={token}" if token else "")
 
     def say(self, sender: str, text: str) -> List[Dict[str, Any]]:
+        """Send ``text`` as ``sender`` over REST; the bot's replies."""
         return list(
             http(
                 "POST",
@@ -78,6 +77,7 @@ class Bot:
         )
 
     def tracker(self, sender: str) -> Dict[str, Any]:
+        """The conversation's tracker, as Rasa's HTTP API returns it."""
         result: Dict[str, Any] = http(
             "GET", self.api(f"/conversations/{sender}/tracker")
         )
@@ -157,6 +157,7 @@ def stop(process: Optional[subprocess.Popen[bytes]]) -> None:
 
 
 def seed_accounts(env: Dict[str, str]) -> None:
+    """Load the fixture accounts into the account store ``env`` names."""
     subprocess.run(
         [sys.executable, "-m", "actions.services.accounts", "seed"],
         cwd=ROOT,
@@ -180,6 +181,40 @@ def base_env(workdir: Path, action_port: int) -> Dict[str, str]:
         # Scripted conversations are faster than people: the default per-sender
         # limit (20/minute) is tested on its own (tests/e2e/test_bad_input.py).
         "RATE_LIMIT": "600/minute",
+    }
+
+
+def prod_env(
+    workdir: Path,
+    action_port: int,
+    postgres: Postgres,
+    redis: Redis,
+    tracker_db: str,
+    accounts_db: str,
+    key_prefix: str,
+) -> Dict[str, str]:
+    """The production profile (endpoints.prod.yml) on these servers.
+
+    Account lookups use ``ACCOUNT_IDENTITY=sender`` (fixture ids as conversation
+    ids), as the production-profile tests and the benchmark talk over REST.
+    """
+    return {
+        **base_env(workdir, action_port),
+        "BOT_PROFILE": "prod",
+        "ACCOUNT_IDENTITY": "sender",
+        "ACCOUNT_DB_URL": postgres.url(accounts_db),
+        "TRACKER_DB_HOST": postgres.host,
+        "TRACKER_DB_PORT": str(postgres.port),
+        "TRACKER_DB_NAME": tracker_db,
+        "TRACKER_DB_USER": postgres.user,
+        "TRACKER_DB_PASSWORD": "",
+        "LOCK_REDIS_HOST": redis.host,
+        "LOCK_REDIS_PORT": str(redis.port),
+        "LOCK_REDIS_DB": "0",
+        "LOCK_KEY_PREFIX": key_prefix,
+        # As `make serve PROFILE=prod`: API token, rate counts in Redis.
+        "RASA_AUTH_TOKEN": secrets.token_hex(20),
+        "RATE_LIMIT_STORAGE_URL": f"redis://{redis.host}:{redis.port}/0",
     }
 
 

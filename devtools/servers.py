@@ -53,6 +53,7 @@ def reachable(host: str, port: int, timeout_s: float = 1.0) -> bool:
 
 
 def free_port() -> int:
+    """A local TCP port nothing listens on now."""
     with socket.socket() as sock:
         sock.bind((LOCAL_HOST, 0))
         return int(sock.getsockname()[1])
@@ -67,6 +68,7 @@ class Postgres:
     user: str = "postgres"
 
     def url(self, database: str, driver: str = "postgresql") -> str:
+        """The SQLAlchemy URL of ``database`` on this server."""
         return f"{driver}://{self.user}@{self.host}:{self.port}/{database}"
 
     def _admin(self) -> sa.engine.Engine:
@@ -77,6 +79,7 @@ class Postgres:
         )
 
     def create_database(self, prefix: str = "jiebei_test") -> str:
+        """A new empty database named ``prefix`` plus a random suffix; its name."""
         name = f"{prefix}_{uuid.uuid4().hex[:8]}"
         admin = self._admin()
         try:
@@ -87,6 +90,7 @@ class Postgres:
         return name
 
     def drop_database(self, name: str) -> None:
+        """Drop ``name``, closing its open connections first."""
         admin = self._admin()
         try:
             with admin.connect() as connection:
@@ -151,16 +155,20 @@ class ThrowawayPostgres:
         )
 
     def start(self) -> None:
+        """Start the server (a fresh data folder on the first start)."""
         self.executor.start()
 
     def stop(self) -> None:
+        """Stop the server, keeping its data."""
         self.executor.stop()
 
     def restart(self) -> None:
+        """Stop and start again: the clients' connections break, the data stays."""
         self.stop()
         self.start()
 
     def close(self) -> None:
+        """Stop the server if it runs and remove its folder."""
         try:
             if self.executor.running():
                 self.executor.stop()
@@ -170,6 +178,7 @@ class ThrowawayPostgres:
 
 @contextmanager
 def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    """A started throwaway PostgreSQL, removed afterwards; fails if it cannot start."""
     server = ThrowawayPostgres()
     try:
         server.start()
@@ -194,6 +203,8 @@ def postgres_server() -> Iterator[Postgres]:
 
 @dataclass(frozen=True)
 class Redis:
+    """A Redis server the tests may use (under key prefixes of their own)."""
+
     host: str
     port: int
 
