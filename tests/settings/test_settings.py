@@ -191,3 +191,29 @@ def test_nothing_else_reads_the_environment() -> None:
                 if "os.environ" in source or "getenv(" in source:
                     offenders[os.path.relpath(path, root)] = 1
     assert not offenders, sorted(offenders)
+
+
+def test_docs_list_every_declared_variable() -> None:
+    """docs/profiles.md holds the tables `python -m settings` prints."""
+    from settings.__main__ import BEGIN, END, markdown
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    with open(os.path.join(root, "docs", "profiles.md"), encoding="utf-8") as handle:
+        doc = handle.read()
+    assert BEGIN in doc and END in doc
+    shown = doc.split(BEGIN, 1)[1].split(END, 1)[0].strip()
+    assert shown == markdown().strip(), "run python -m settings and paste the tables"
+
+
+def test_check_command_names_the_bad_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from settings.__main__ import main
+
+    monkeypatch.setenv("REPLY_DEADLINE_SECONDS", "-1")
+    assert main(["--check", "rasa"]) == 1
+    assert "REPLY_DEADLINE_SECONDS" in capsys.readouterr().err
+    monkeypatch.delenv("REPLY_DEADLINE_SECONDS")
+    monkeypatch.delenv("RATE_LIMIT", raising=False)
+    monkeypatch.delenv("WEB_ALLOWED_ORIGINS", raising=False)
+    assert main(["--check", "web"]) == 0
