@@ -1,0 +1,41 @@
+"""Typed settings of the three processes, read once from the environment.
+
+Each process has frozen settings objects (``processes.py``): the Rasa server
+(channels, reply pipeline, messaging platforms), the custom actions (account
+and case stores, identity), the action server's listener and the page server.
+Every field names its environment variable, type, default and meaning in one
+declaration
+(``core.setting``); a value that cannot be used stops the process at start-up
+with the variable named (``SettingsError``). An unset or empty variable takes
+the default.
+
+The deployment checks (tests/deploy) read these declarations to know which
+variables each server reads; docs/profiles.md lists them.
+"""
+
+from settings.core import SettingsError, Variable, load, variables
+from settings.processes import (
+    ActionServerSettings,
+    ActionSettings,
+    PageServerSettings,
+    RasaServerSettings,
+    action_server,
+    actions,
+    page_server,
+    rasa_server,
+)
+
+__all__ = [
+    "ActionServerSettings",
+    "ActionSettings",
+    "PageServerSettings",
+    "RasaServerSettings",
+    "SettingsError",
+    "Variable",
+    "action_server",
+    "actions",
+    "load",
+    "page_server",
+    "rasa_server",
+    "variables",
+]

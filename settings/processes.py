@@ -1,0 +1,424 @@
+"""The settings of each process: what it reads from the environment.
+
+One frozen class per process, each read once (``rasa_server()``,
+``action_server()``, ``page_server()``); tests build their own with
+``core.load(cls, environ)``. docs/profiles.md explains each variable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+from limits import parse_many
+
+from settings.core import (
+    Variable,
+    choice,
+    comma_list,
+    flag,
+    load,
+    positive_float,
+    positive_int,
+    secret,
+    setting,
+    text,
+    url,
+    variables,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ("demo", "prod")
+# Signs and checks the identity tokens (actions/identity.py): shared by the
+# messaging channels, the page server's demo login and the action server.
+MIN_SECRET_CHARS = 32
+DEFAULT_ACCOUNT_DB_URL = f"sqlite:///{ROOT / '.rasa' / 'accounts.db'}"
+AES_KEY_CHARS = 43
+
+
+def rate_limit(raw: str) -> str:
+    """``off``, or limits in the ``limits`` notation (``20/minute;5/second``)."""
+    if raw == "off":
+        return raw
+    try:
+        items = parse_many(raw)
+    except ValueError:
+        items = []
+    if not items:
+        raise ValueError("must be like 20/minute (several: 100/hour;20/minute) or off")
+    return raw
+
+
+def origins(raw: str) -> Tuple[str, ...]:
+    """Comma-separated http(s) origins, without a trailing slash."""
+    found = tuple(item.rstrip("/") for item in comma_list(raw))
+    for origin in found:
+        url("http", "https")(origin)
+    return found
+
+
+def origin(raw: str) -> str:
+    """``scheme://host[:port]``: socket.io reads a path in its URL as a namespace."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must be an origin (no path or query)")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def agent_id(raw: str) -> str:
+    """WeCom's numeric AgentId."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+        raise ValueError("must be the app's numeric AgentId")
+    return raw
+
+
+def encoding_aes_key(raw: str) -> str:
+    """The platform's 43-character EncodingAESKey (base64 of 32 bytes)."""
+    try:
+        key = base64.b64decode(raw + "=", validate=True)
+    except binascii.Error:
+        key = b""
+    if len(raw) != AES_KEY_CHARS or len(key) != 32:
+        raise ValueError(f"must be the {AES_KEY_CHARS}-character EncodingAESKey")
+    return raw
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _partly_set(group: str, values: dict[str, Optional[str]]) -> List[str]:
+    """A platform is either configured completely or not at all."""
+    unset = [name for name, value in values.items() if not value]
+    if unset and len(unset) < len(values):
+        return [f"{group} is partly configured: set {', '.join(unset)} too, or none"]
+    return []
+
+
+_PROFILE = setting(
+    "BOT_PROFILE",
+    choice(*PROFILES),
+    "demo",
+    "demo: fixture accounts, embedded stores; prod: real servers",
+)
+_IDENTITY_SECRET = setting(
+    "IDENTITY_JWT_SECRET",
+    secret(MIN_SECRET_CHARS),
+    None,
+    "signs the verified identity a channel gives the action server",
+    secret=True,
+)
+
+
+@dataclass(frozen=True)
+class RasaServerSettings:
+    """The Rasa server's own code: channels, reply pipeline, platforms.
+
+    Rasa itself also reads the variables named in endpoints*.yml (tracker and
+    lock stores, action endpoint); the deployment checks read those files.
+    """
+
+    rate_limit: str = setting(
+        "RATE_LIMIT",
+        rate_limit,
+        "20/minute",
+        "messages per sender (limits notation); off only for benchmarks",
+    )
+    rate_limit_storage_url: str = setting(
+        "RATE_LIMIT_STORAGE_URL",
+        url("memory", "redis", "rediss"),
+        "memory://",
+        "where the counts live: memory:// (one process) or redis://host:port/db",
+    )
+    reply_deadline_s: float = setting(
+        "REPLY_DEADLINE_SECONDS",
+        positive_float,
+        8.0,
+        "seconds a user waits at most before the guard answers",
+    )
+    max_message_chars: int = setting(
+        "MAX_MESSAGE_CHARS",
+        positive_int,
+        1000,
+        "a message is cut here, after masking, and the user told",
+    )
+    allow_intent_syntax: bool = setting(
+        "ALLOW_INTENT_SYNTAX",
+        flag,
+        False,
+        "1 keeps Rasa's /intent{...} messages (conversation tests only)",
+        never_deployed="a test switch: users could set slots and force intents",
+    )
+    rest_max_body_bytes: int = setting(
+        "REST_MAX_BODY_BYTES",
+        positive_int,
+        256 * 1024,
+        "the largest REST message body",
+    )
+    max_request_bytes: int = setting(
+        "MAX_REQUEST_BYTES",
+        positive_int,
+        1024 * 1024,
+        "Sanic's body limit for every request",
+    )
+    web_allowed_origins: Tuple[str, ...] = setting(
+        "WEB_ALLOWED_ORIGINS",
+        origins,
+        ("http://127.0.0.1:8080", "http://localhost:8080"),
+        "page origins that may open a socket.io session",
+    )
+    identity_secret: Optional[str] = _IDENTITY_SECRET
+    wecom_corp_id: Optional[str] = setting(
+        "WECOM_CORP_ID", text, None, "WeCom CorpID (all WECOM_* or none)"
+    )
+    wecom_agent_id: Optional[str] = setting(
+        "WECOM_AGENT_ID", agent_id, None, "WeCom app's AgentId"
+    )
+    wecom_secret: Optional[str] = setting(
+        "WECOM_SECRET", text, None, "WeCom app's Secret", secret=True
+    )
+    wecom_token: Optional[str] = setting(
+        "WECOM_TOKEN", text, None, "WeCom callback Token", secret=True
+    )
+    wecom_aes_key: Optional[str] = setting(
+        "WECOM_AES_KEY",
+        encoding_aes_key,
+        None,
+        "WeCom callback EncodingAESKey",
+        secret=True,
+    )
+    wecom_api_base: str = setting(
+        "WECOM_API_BASE",
+        url("http", "https"),
+        "https://qyapi.weixin.qq.com",
+        "WeCom API (a test double's address in tests)",
+    )
+    wechat_app_id: Optional[str] = setting(
+        "WECHAT_APP_ID", text, None, "Official Account AppID (all WECHAT_* or none)"
+    )
+    wechat_app_secret: Optional[str] = setting(
+        "WECHAT_APP_SECRET", text, None, "Official Account AppSecret", secret=True
+    )
+    wechat_token: Optional[str] = setting(
+        "WECHAT_TOKEN", text, None, "Official Account server Token", secret=True
+    )
+    wechat_aes_key: Optional[str] = setting(
+        "WECHAT_AES_KEY",
+        encoding_aes_key,
+        None,
+        "Official Account EncodingAESKey",
+        secret=True,
+    )
+    wechat_api_base: str = setting(
+        "WECHAT_API_BASE",
+        url("http", "https"),
+        "https://api.weixin.qq.com",
+        "Official Account API (a test double's address in tests)",
+    )
+
+    @property
+    def wecom_configured(self) -> bool:
+        """Every WECOM_* credential is set (else the channel answers 503)."""
+        return all(self._wecom().values())
+
+    @property
+    def wechat_configured(self) -> bool:
+        """Every WECHAT_* credential is set (else the channel answers 503)."""
+        return all(self._wechat().values())
+
+    def _wecom(self) -> dict[str, Optional[str]]:
+        return {
+            "WECOM_CORP_ID": self.wecom_corp_id,
+            "WECOM_AGENT_ID": self.wecom_agent_id,
+            "WECOM_SECRET": self.wecom_secret,
+            "WECOM_TOKEN": self.wecom_token,
+            "WECOM_AES_KEY": self.wecom_aes_key,
+        }
+
+    def _wechat(self) -> dict[str, Optional[str]]:
+        return {
+            "WECHAT_APP_ID": self.wechat_app_id,
+            "WECHAT_APP_SECRET": self.wechat_app_secret,
+            "WECHAT_TOKEN": self.wechat_token,
+            "WECHAT_AES_KEY": self.wechat_aes_key,
+        }
+
+    def problems(self) -> List[str]:
+        """Settings that are fine alone but not together."""
+        return _partly_set("WeCom", self._wecom()) + _partly_set(
+            "the Official Account", self._wechat()
+        )
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    """The custom actions: account and case stores, how the user is known."""
+
+    profile: str = _PROFILE
+    account_identity: Optional[str] = setting(
+        "ACCOUNT_IDENTITY",
+        choice("sender", "verified"),
+        None,
+        "sender: the conversation id is the account (demo default); "
+        "verified: only a signed identity counts (prod default)",
+    )
+    account_db_url: str = setting(
+        "ACCOUNT_DB_URL",
+        text,
+        DEFAULT_ACCOUNT_DB_URL,
+        "SQLAlchemy URL of the account store",
+    )
+    case_db_url: Optional[str] = setting(
+        "CASE_DB_URL",
+        text,
+        None,
+        "SQLAlchemy URL of the case store (default: the account store's)",
+    )
+    lookup_timeout_s: float = setting(
+        "ACCOUNT_LOOKUP_TIMEOUT",
+        positive_float,
+        2.0,
+        "seconds an account lookup may take before the bot asks the user",
+    )
+    identity_secret: Optional[str] = _IDENTITY_SECRET
+
+    @property
+    def identity(self) -> str:
+        """How the user's account is known: ``sender`` or ``verified``."""
+        if self.account_identity:
+            return self.account_identity
+        return "sender" if self.profile == "demo" else "verified"
+
+    @property
+    def case_store_url(self) -> str:
+        """The case store: its own database or the account store's."""
+        return self.case_db_url or self.account_db_url
+
+
+@dataclass(frozen=True)
+class ActionServerSettings:
+    """The action server's listener: address and the shared secret."""
+
+    profile: str = _PROFILE
+    host: str = setting(
+        "ACTION_SERVER_HOST",
+        text,
+        "127.0.0.1",
+        "address the action server listens on",
+    )
+    token: Optional[str] = setting(
+        "ACTION_SERVER_TOKEN",
+        secret(MIN_SECRET_CHARS),
+        None,
+        "shared secret the Rasa server sends (required in prod or off loopback)",
+        secret=True,
+    )
+
+    def problems(self) -> List[str]:
+        """An action server that anyone could call is refused."""
+        if self.token is not None:
+            return []
+        if self.profile == "prod":
+            return [
+                "ACTION_SERVER_TOKEN must be set in the production profile "
+                "(the same value for the Rasa server)"
+            ]
+        if not is_loopback(self.host):
+            return [
+                f"ACTION_SERVER_HOST={self.host} is reachable from other machines: "
+                "set ACTION_SERVER_TOKEN (the same value for the Rasa server)"
+            ]
+        return []
+
+
+@dataclass(frozen=True)
+class PageServerSettings:
+    """The chat page's server: where the browser finds Rasa, the demo login."""
+
+    profile: str = _PROFILE
+    rasa_public_url: str = setting(
+        "RASA_PUBLIC_URL",
+        origin,
+        "http://127.0.0.1:5005",
+        "the Rasa server's origin as the browser sees it",
+    )
+    web_demo_login: bool = setting(
+        "WEB_DEMO_LOGIN",
+        flag,
+        False,
+        "1: the page signs a demo identity for a fixture account (demo only)",
+        never_deployed="a demo stand-in for a host's login: anyone could sign in "
+        "as a fixture account",
+    )
+    identity_secret: Optional[str] = setting(
+        "IDENTITY_JWT_SECRET",
+        secret(MIN_SECRET_CHARS),
+        None,
+        "signs the demo login's identity (only with WEB_DEMO_LOGIN=1)",
+        secret=True,
+        never_deployed="only the demo login needs it: the page server holds no secret",
+    )
+
+    def problems(self) -> List[str]:
+        """The demo login cannot sign without the secret."""
+        if self.web_demo_login and not self.identity_secret:
+            return ["WEB_DEMO_LOGIN=1 needs IDENTITY_JWT_SECRET"]
+        return []
+
+
+@functools.lru_cache(maxsize=1)
+def rasa_server() -> RasaServerSettings:
+    """The Rasa server's settings, read on first use (at start-up)."""
+    return load(RasaServerSettings)
+
+
+@functools.lru_cache(maxsize=1)
+def actions() -> ActionSettings:
+    """The custom actions' settings, read on first use (at start-up)."""
+    return load(ActionSettings)
+
+
+@functools.lru_cache(maxsize=1)
+def action_server() -> ActionServerSettings:
+    """The action server's listener settings, read once at start-up."""
+    return load(ActionServerSettings)
+
+
+@functools.lru_cache(maxsize=1)
+def page_server() -> PageServerSettings:
+    """The page server's settings, read on first use (at start-up)."""
+    return load(PageServerSettings)
+
+
+# The settings each deployed process reads (tests/deploy): the demo seed
+# (python -m actions.services.accounts seed) runs the actions' code but not
+# the server, so it gets neither the listener's address nor its token.
+PROCESSES: Dict[str, Tuple[type, ...]] = {
+    "rasa": (RasaServerSettings,),
+    "actions": (ActionSettings, ActionServerSettings),
+    "seed": (ActionSettings,),
+    "web": (PageServerSettings,),
+}
+
+
+def process_variables(process: str) -> Tuple[Variable, ...]:
+    """Every variable ``process`` reads (once each, by name)."""
+    found: Dict[str, Variable] = {}
+    for cls in PROCESSES[process]:
+        for variable in variables(cls):
+            found.setdefault(variable.name, variable)
+    return tuple(found.values())
