@@ -162,7 +162,7 @@ class ValidateFixForm(FormValidationAction):
             "steps_tried": [s.to_slot() for s in steps],
             "current_finding": following.code if following else None,
         }
-        if fresh is not None:
+        if fresh is not None and fresh != record:
             result[RECORD_SLOT] = fresh.to_dict()  # later turns see the fresher record
         return result
 
