@@ -52,20 +52,26 @@ def walking(account_id: str, finding: str, **more: Any) -> dict[str, Any]:
             "steps_tried": [], "requested_slot": "step_done", **more}  # fmt: skip
 
 
+async def answer(
+    account: str, finding: str, text: str, intent: str
+) -> tuple[list[str], dict[str, Any]]:
+    """What the fix form says and sets when the user answers `text` at `finding`."""
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(
+        account, slots=walking(account, finding), latest_message=user(text, intent)
+    )
+    result = await ValidateFixForm().validate_step_done(
+        text, dispatcher, tracker, DOMAIN
+    )
+    return responses(dispatcher), result
+
+
 async def test_done_is_rechecked_against_the_store(seeded_db_url: str) -> None:
     # The user binds a card while talking to us: the store now shows it.
     bound = parse_facts({**fixture_record("demo_healthy"), "bank_cards": 1})
     SqlAccountStore(seeded_db_url).put("demo_no_bank_card", bound)
-    dispatcher = CollectingDispatcher()
-    tracker = make_tracker(
-        "demo_no_bank_card",
-        slots=walking("demo_no_bank_card", "no_bank_card"),
-        latest_message=user("绑好了", "affirm"),
-    )
-    result = await ValidateFixForm().validate_step_done(
-        "绑好了", dispatcher, tracker, DOMAIN
-    )
-    assert responses(dispatcher) == ["utter_recheck_confirmed"]
+    said, result = await answer("demo_no_bank_card", "no_bank_card", "绑好了", "affirm")
+    assert said == ["utter_recheck_confirmed"]
     assert result["current_finding"] is None
     assert result["steps_tried"] == [
         {"code": "no_bank_card", "answer": "done", "recheck": "confirmed"}
@@ -90,14 +96,7 @@ async def test_only_done_reads_the_store_again(
         raise AssertionError("the kept record should have been used")
 
     monkeypatch.setattr(SqlAccountStore, "get", no_store)
-    tracker = make_tracker(
-        account,
-        slots=walking(account, finding),
-        latest_message=user(text, intent),
-    )
-    result = await ValidateFixForm().validate_step_done(
-        text, CollectingDispatcher(), tracker, DOMAIN
-    )
+    _, result = await answer(account, finding, text, intent)
     assert result["steps_tried"][0]["code"] == finding
     assert RECORD_SLOT not in result
 
@@ -133,16 +132,10 @@ async def test_the_fix_form_reads_card_bound_as_done_whatever_the_label(
 async def test_done_but_store_not_updated_is_pending_and_walk_moves_on(
     seeded_db_url: str,
 ) -> None:
-    dispatcher = CollectingDispatcher()
-    tracker = make_tracker(
-        "demo_multi_new_user",
-        slots=walking("demo_multi_new_user", "account_not_activated"),
-        latest_message=user("弄好了", "affirm"),
+    said, result = await answer(
+        "demo_multi_new_user", "account_not_activated", "弄好了", "affirm"
     )
-    result = await ValidateFixForm().validate_step_done(
-        "弄好了", dispatcher, tracker, DOMAIN
-    )
-    assert responses(dispatcher) == ["utter_recheck_pending"]
+    assert said == ["utter_recheck_pending"]
     assert result["current_finding"] == "real_name_incomplete"
 
 
