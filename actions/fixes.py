@@ -11,31 +11,33 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.diagnose import SITUATIONS, current_facts
-from actions.diagnosis.answers import SKIP, parse_rating, parse_short_yes_no
+from actions.common.accounts import identified_account, lookup
+from actions.common.blocking import run_blocking
+from actions.common.facts import RECORD_SLOT, kept_record
+from actions.common.forms import extract_answer
+from actions.common.intents import SITUATIONS, latest_intent
+from actions.common.outcomes import record_outcome
+from actions.diagnosis.answers import parse_rating, parse_short_yes_no
 from actions.diagnosis.engine import Finding, default_rules
+from actions.diagnosis.enums import FixKind, LookupStatus, Recheck, Reply, StepAnswer
 from actions.diagnosis.facts import AccountFacts
+from actions.diagnosis.questions import merge_facts
 from actions.diagnosis.walk import (
-    CANNOT,
-    CONFIRMED,
-    DONE,
-    NOTED,
     answer_step,
     longest_wait,
     next_finding,
     steps_from_slot,
     unresolved,
 )
-from actions.forms_common import extract_answer, latest_intent
-from actions.lookup import FOUND, identified_account, lookup, run_blocking
 from actions.services.cases import case_store
 from actions.services.sql import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
 RECHECK_RESPONSES = {
-    CONFIRMED: "utter_recheck_confirmed",
-    NOTED: "utter_recheck_noted",
+    Recheck.CONFIRMED: "utter_recheck_confirmed",
+    Recheck.PENDING: "utter_recheck_pending",
+    Recheck.NOTED: "utter_recheck_noted",
 }
 DEFAULT_WAIT_DAYS = 30
 
@@ -48,15 +50,10 @@ def _current(tracker: Tracker) -> Optional[Finding]:
 ANSWER_INTENTS = {"affirm": True, "inform": True, "deny": False}
 
 
-async def record_outcome(tracker: Tracker, outcome: str) -> None:
-    """Count how the diagnosis ended; a failing store is logged, never shown."""
-    causes = tracker.get_slot("findings") or []
-    try:
-        await run_blocking(
-            case_store().record_outcome, tracker.sender_id, outcome, causes
-        )
-    except (StoreUnavailable, asyncio.TimeoutError) as error:
-        logger.warning("could not record outcome %s: %s", outcome, error or "timeout")
+async def _reread_record(tracker: Tracker) -> Optional[AccountFacts]:
+    """The store's record now, for the re-check; None when the store cannot say."""
+    result = await lookup(identified_account(tracker))
+    return result.facts if result.status is LookupStatus.FOUND else None
 
 
 class ActionAskStepDone(Action):
@@ -82,7 +79,9 @@ class ActionAskStepDone(Action):
             for response in finding.fix_steps:
                 dispatcher.utter_message(response=response, wait_days=finding.wait_days)
         question = (
-            "utter_ask_step_done" if finding.kind == "now" else "utter_ask_step_ack"
+            "utter_ask_step_done"
+            if finding.kind is FixKind.NOW
+            else "utter_ask_step_ack"
         )
         dispatcher.utter_message(response=question)
         return [SlotSet("step_prompted", finding.code)]
@@ -139,29 +138,33 @@ class ValidateFixForm(FormValidationAction):
             dispatcher.utter_message(response="utter_step_answer_hint")
             return {"step_done": None}
 
+        record = kept_record(tracker)
         fresh: Optional[AccountFacts] = None
-        if said_yes and tracker.get_slot("facts_source") == "store":
-            result = await lookup(identified_account(tracker))
-            fresh = result.facts if result.status == FOUND else None
+        if said_yes and finding.kind is FixKind.NOW and record is not None:
+            # "Done": the one time the store is read again, to re-check.
+            fresh = await _reread_record(tracker)
         table = default_rules()
         step = answer_step(finding, said_yes, fresh, table)
-        if step.answer == CANNOT:
+        if step.answer is StepAnswer.CANNOT:
             dispatcher.utter_message(response=finding.alternative)
-        elif step.answer == DONE:
-            recheck = step.recheck or NOTED
+        elif step.answer is StepAnswer.DONE:
             dispatcher.utter_message(
-                response=RECHECK_RESPONSES.get(recheck, "utter_recheck_pending")
+                response=RECHECK_RESPONSES[step.recheck or Recheck.NOTED]
             )
         else:
             dispatcher.utter_message(response="utter_step_acknowledged")
 
         steps = [*steps_from_slot(tracker.get_slot("steps_tried")), step]
-        following = next_finding(await current_facts(tracker, fresh), steps, table)
-        return {
+        facts = merge_facts(fresh if fresh is not None else record, tracker.slots)
+        following = next_finding(facts, steps, table)
+        result: Dict[Text, Any] = {
             "step_done": None,
             "steps_tried": [s.to_slot() for s in steps],
             "current_finding": following.code if following else None,
         }
+        if fresh is not None and fresh != record:
+            result[RECORD_SLOT] = fresh.to_dict()  # later turns see the fresher record
+        return result
 
 
 class ActionWrapUp(Action):
@@ -217,7 +220,7 @@ class ValidateRatingForm(FormValidationAction):
         if tracker.get_slot("requested_slot") != "satisfaction":
             return {"satisfaction": None}  # the form is starting: nothing was asked yet
         rating = parse_rating(str(value))
-        if rating == SKIP:
+        if rating is Reply.SKIP:
             dispatcher.utter_message(response="utter_rating_skipped")
             return {"satisfaction": "skipped"}
         if not isinstance(rating, int):

@@ -12,8 +12,8 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.fixes import record_outcome
-from actions.lookup import run_blocking
+from actions.common.blocking import run_blocking
+from actions.common.outcomes import record_outcome
 from actions.services.cases import case_store
 from actions.services.sql import StoreUnavailable
 

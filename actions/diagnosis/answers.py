@@ -1,19 +1,19 @@
 """Read users' free Chinese answers to the bot's questions ("六百多", "绑了一张").
 
-Pure functions: each returns the typed value, `SKIP` when the user says they
-do not know (the bot then stops asking), or None when the answer is unclear
-(the bot asks again).
+Pure functions: each returns the typed value, `Reply.SKIP` when the user says
+they do not know (the bot then stops asking), or None when the answer is
+unclear (the bot asks again).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Final, Mapping, Optional, Union
+from typing import Optional, Union
 
-from actions.diagnosis.facts import AccountFacts
+from actions.diagnosis.enums import Reply
 
-SKIP: Final = "skip"
-Answer = Union[int, bool, str, None]
+# A typed value (a count, yes/no, an account status code), a skip, or unclear.
+Answer = Union[int, bool, str, Reply, None]
 
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "幺": 1, "二": 2, "两": 2, "俩": 2, "三": 3,
            "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}  # fmt: skip
@@ -74,7 +74,7 @@ def is_unknown(text: str) -> bool:
 def parse_sesame_score(text: str) -> Answer:
     """A rough Sesame score: "六百多" -> 650, "不到600" -> 580, "720分" -> 720."""
     if is_unknown(text):
-        return SKIP
+        return Reply.SKIP
     range_match = re.search(r"([五六七八])([六七八九])百", text)
     if range_match:
         low, high = _DIGITS[range_match.group(1)], _DIGITS[range_match.group(2)]
@@ -97,7 +97,7 @@ def parse_sesame_score(text: str) -> Answer:
 def parse_count(text: str) -> Answer:
     """A small count: "一张" -> 1, "两三次" -> 3, "没绑" -> 0, "好几次" -> 6."""
     if is_unknown(text):
-        return SKIP
+        return Reply.SKIP
     range_match = _RANGE.search(text)
     if range_match:
         return max(_DIGITS[range_match.group(1)], _DIGITS[range_match.group(2)])
@@ -114,7 +114,7 @@ def parse_count(text: str) -> Answer:
 def parse_overdue(text: str) -> Answer:
     """Overdue items: "没有逾期" -> 0, "有一笔逾期" -> 1, "逾期过两次" -> 2."""
     if is_unknown(text):
-        return SKIP
+        return Reply.SKIP
     if re.search(
         r"没有?逾期|未逾期|不逾期|从来?没|没有过|从不|按时|准时|没有$|^没$|^无$", text
     ):
@@ -152,12 +152,18 @@ def parse_short_yes_no(text: str) -> Optional[bool]:
     return parse_yes_no(text)
 
 
+def parse_yes_no_answer(text: str) -> Answer:
+    """A short yes/no to a yes/no question, or a skip for "don't know"."""
+    parsed = parse_short_yes_no(text)
+    return Reply.SKIP if parsed is None and is_unknown(text) else parsed
+
+
 def parse_account_status(text: str) -> Answer:
     """Account state in the codes of the facts format."""
     if text in ("normal", "not_activated", "restricted", "frozen"):
         return text  # already mapped by the entity synonyms
     if is_unknown(text):
-        return SKIP
+        return Reply.SKIP
     if re.search(r"冻结|冻住|冻了|封", text):
         return "frozen"
     if re.search(r"限制|受限|限权", text):
@@ -172,9 +178,9 @@ def parse_account_status(text: str) -> Answer:
 
 
 def parse_rating(text: str) -> Answer:
-    """A 1-5 satisfaction rating; SKIP when the user declines."""
+    """A 1-5 satisfaction rating; a skip when the user declines."""
     if re.search(r"跳过|不评|不打分|算了|不想|不用", text):
-        return SKIP
+        return Reply.SKIP
     # A digit standing alone ("5", "给4分"), not part of a number, a word or
     # code ("10000", "v1", "x=1").
     match = re.search(
@@ -195,26 +201,3 @@ def parse_rating(text: str) -> Answer:
     if re.search(r"满意|不错|挺好|好", text):
         return 4
     return None
-
-
-# Slots the bot may ask for, in the order it asks.
-ASKED_FACTS = (
-    "account_status",
-    "real_name_verified",
-    "bank_cards",
-    "sesame_score",
-    "overdue_count",
-    "credit_inquiries_last_30d",
-)
-
-
-def answers_to_facts(slots: Mapping[str, Any]) -> AccountFacts:
-    """Facts from the user's (already validated) answers; the rest unknown.
-
-    The real-name question covers name, ID and phone together: "yes" verifies
-    both facts, "no" says the real name is incomplete.
-    """
-    record = {name: slots.get(name) for name in ASKED_FACTS}
-    if record["real_name_verified"] is True:
-        record["phone_verified"] = True
-    return AccountFacts().updated({k: v for k, v in record.items() if v is not None})

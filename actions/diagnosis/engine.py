@@ -10,11 +10,23 @@ from __future__ import annotations
 import functools
 import operator
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+)
 
 import yaml
 
+from actions.diagnosis.enums import FixKind, Severity
 from actions.diagnosis.errors import FactsError, RulesError
 from actions.diagnosis.facts import FACT_SPECS, AccountFacts, AccountStatus, check_value
 
@@ -36,8 +48,6 @@ CAUSE_CODES = (
     "high_risk_region",
     "app_outdated",
 )
-SEVERITIES = ("blocking", "contributing")
-FIX_KINDS = ("now", "over_time", "wait")
 OPERATORS: Dict[str, Callable[[Any, Any], bool]] = {
     "eq": operator.eq,
     "ne": operator.ne,
@@ -84,9 +94,9 @@ class Finding:
 
     code: str
     group: str
-    severity: str
+    severity: Severity
     user_fixable: bool
-    kind: str  # one of FIX_KINDS
+    kind: FixKind
     explanation: str
     fix_steps: Tuple[str, ...]
     alternative: str
@@ -98,9 +108,9 @@ class Finding:
         return {
             "code": self.code,
             "group": self.group,
-            "severity": self.severity,
+            "severity": self.severity.value,
             "user_fixable": self.user_fixable,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "explanation": self.explanation,
             "fix_steps": list(self.fix_steps),
             "alternative": self.alternative,
@@ -174,6 +184,18 @@ def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
     return mapping[key]
 
 
+E = TypeVar("E", bound=Enum)
+
+
+def _member(vocabulary: Type[E], raw: Any, what: str) -> E:
+    """The enum member a table value names, or a RulesError listing the choices."""
+    try:
+        return vocabulary(raw)
+    except (ValueError, TypeError):
+        choices = [member.value for member in vocabulary]
+        raise RulesError(f"{what} must be one of {choices}") from None
+
+
 def _parse_condition(
     raw: Any, thresholds: Mapping[str, float], where: str
 ) -> Condition:
@@ -231,16 +253,12 @@ def _parse_rule(
     group = _require(raw, "group", where)
     if group not in groups:
         raise RulesError(f"{where}: group '{group}' is not in groups")
-    severity = _require(raw, "severity", where)
-    if severity not in SEVERITIES:
-        raise RulesError(f"{where}: severity must be one of {list(SEVERITIES)}")
+    severity = _member(Severity, _require(raw, "severity", where), f"{where}: severity")
     fixable = _require(raw, "user_fixable", where)
     if not isinstance(fixable, bool):
         raise RulesError(f"{where}: user_fixable must be true or false")
-    kind = _require(raw, "fix_kind", where)
-    if kind not in FIX_KINDS:
-        raise RulesError(f"{where}: fix_kind must be one of {list(FIX_KINDS)}")
-    if (kind == "wait") == fixable:
+    kind = _member(FixKind, _require(raw, "fix_kind", where), f"{where}: fix_kind")
+    if (kind is FixKind.WAIT) == fixable:
         raise RulesError(
             f"{where}: fix_kind 'wait' is exactly the not user-fixable case"
         )

@@ -7,21 +7,12 @@ finding comes next, and what the user's answer to "完成了吗?" means.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from actions.diagnosis.engine import Finding, RuleTable
+from actions.diagnosis.enums import FixKind, Recheck, StepAnswer
 from actions.diagnosis.facts import AccountFacts
-
-# What the user answered for a step.
-DONE = "done"  # says the fix is done
-CANNOT = "cannot"  # could not / would not do it
-ACKNOWLEDGED = "acknowledged"  # understood a step that only time or staff can fix
-
-# What the re-check after DONE showed.
-CONFIRMED = "confirmed"  # the account store no longer shows the cause
-PENDING = "pending"  # the store still shows it (updates lag)
-NOTED = "noted"  # no store to check (anonymous user): taken on the user's word
 
 
 @dataclass(frozen=True)
@@ -29,17 +20,26 @@ class Step:
     """One finding walked through."""
 
     code: str
-    answer: str
-    recheck: Optional[str] = None
+    answer: StepAnswer
+    recheck: Optional[Recheck] = None
 
     def to_slot(self) -> Dict[str, Any]:
         """JSON form kept in the `steps_tried` slot."""
-        return asdict(self)
+        return {
+            "code": self.code,
+            "answer": self.answer.value,
+            "recheck": self.recheck.value if self.recheck else None,
+        }
 
     @classmethod
     def from_slot(cls, raw: Mapping[str, Any]) -> Step:
         """Read back a slot entry."""
-        return cls(str(raw["code"]), str(raw["answer"]), raw.get("recheck"))
+        recheck = raw.get("recheck")
+        return cls(
+            str(raw["code"]),
+            StepAnswer(raw["answer"]),
+            Recheck(recheck) if recheck else None,
+        )
 
 
 def steps_from_slot(raw: Any) -> List[Step]:
@@ -54,7 +54,7 @@ def facts_after(
 ) -> AccountFacts:
     """The facts once the fixes the user reported done are taken into account."""
     for step in steps:
-        if step.answer == DONE:
+        if step.answer is StepAnswer.DONE:
             resolved_by = table.finding(step.code).resolved_by
             if resolved_by:
                 facts = facts.updated(resolved_by)
@@ -70,15 +70,18 @@ def next_finding(
     return next((f for f in diagnosis.findings if f.code not in tried), None)
 
 
-def recheck(finding: Finding, fresh: Optional[AccountFacts], table: RuleTable) -> str:
+def recheck(
+    finding: Finding, fresh: Optional[AccountFacts], table: RuleTable
+) -> Recheck:
     """After the user says a fix is done: does the account store agree?
 
-    `fresh` is the store's current record, or None for an anonymous user.
+    `fresh` is the store's record read again just now, or None when there is
+    no store to ask (an anonymous user, a store that failed).
     """
     if fresh is None:
-        return NOTED
+        return Recheck.NOTED
     still_there = finding.code in table.diagnose(fresh).codes
-    return PENDING if still_there else CONFIRMED
+    return Recheck.PENDING if still_there else Recheck.CONFIRMED
 
 
 def answer_step(
@@ -89,15 +92,19 @@ def answer_step(
 ) -> Step:
     """Turn the user's yes/no about the current finding into a recorded step."""
     if not said_yes:
-        return Step(finding.code, CANNOT)
-    if finding.kind != "now":
-        return Step(finding.code, ACKNOWLEDGED)
-    return Step(finding.code, DONE, recheck(finding, fresh, table))
+        return Step(finding.code, StepAnswer.CANNOT)
+    if finding.kind is not FixKind.NOW:
+        return Step(finding.code, StepAnswer.ACKNOWLEDGED)
+    return Step(finding.code, StepAnswer.DONE, recheck(finding, fresh, table))
 
 
 def unresolved(steps: Sequence[Step]) -> List[Step]:
     """Steps whose cause may still hide the entry."""
-    return [s for s in steps if not (s.answer == DONE and s.recheck != PENDING)]
+    return [
+        s
+        for s in steps
+        if not (s.answer is StepAnswer.DONE and s.recheck is not Recheck.PENDING)
+    ]
 
 
 def longest_wait(steps: Sequence[Step], table: RuleTable) -> Optional[int]:

@@ -10,8 +10,9 @@ import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import identity
+from actions.common.accounts import identified_account
+from actions.common.facts import RECORD_SLOT
 from actions.diagnose import ActionStartDiagnosis
-from actions.lookup import identified_account
 from devtools.tracker import make_tracker
 
 SECRET = "s" * 40
@@ -111,7 +112,7 @@ async def test_in_production_no_valid_token_reads_no_account_data(
     dispatcher = CollectingDispatcher()
     events = await ActionStartDiagnosis().run(dispatcher, tracker, {})
     set_ = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
-    assert set_["facts_source"] == "user"
+    assert set_["facts_source"] == "user" and set_[RECORD_SLOT] is None
     assert "account_status" not in set_ and "sesame_score" not in set_
     assert "utter_lookup_found" not in [m["response"] for m in dispatcher.messages]
 
@@ -125,7 +126,8 @@ async def test_in_production_a_valid_token_reads_its_own_account(
     dispatcher = CollectingDispatcher()
     events = await ActionStartDiagnosis().run(dispatcher, tracker, {})
     set_ = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
-    assert set_["facts_source"] == "store" and set_["account_status"] == "frozen"
+    assert set_["facts_source"] == "store"
+    assert set_[RECORD_SLOT]["account_status"] == "frozen"
 
 
 def test_demo_profile_trusts_the_conversation_id(

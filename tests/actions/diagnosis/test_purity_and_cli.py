@@ -54,7 +54,8 @@ def test_engine_modules_import_no_rasa_or_network() -> None:
 
 def test_importing_the_engine_loads_no_rasa_sdk() -> None:
     code = (
-        "import sys, actions.diagnosis.engine, actions.diagnosis.walk, actions.diagnosis.answers;"
+        "import sys, actions.diagnosis.engine, actions.diagnosis.walk,"
+        " actions.diagnosis.answers, actions.diagnosis.questions;"
         "print(any(m.split('.')[0] in ('rasa_sdk', 'rasa') for m in sys.modules))"
     )
     result = subprocess.run(

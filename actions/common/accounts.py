@@ -1,15 +1,17 @@
-"""Account lookups for the actions: bounded in time, never raising."""
+"""Whose account a message may read, and its lookup: bounded in time, never raising."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TypeVar
+from typing import Optional
 
 from rasa_sdk import Tracker
 
+from actions.common.blocking import run_blocking
 from actions.config import load_settings
+from actions.diagnosis.enums import LookupStatus
 from actions.diagnosis.errors import AccountNotFound
 from actions.diagnosis.facts import AccountFacts
 from actions.identity import verified_account
@@ -18,18 +20,12 @@ from actions.services.sql import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-FOUND = "found"
-NOT_FOUND = "not_found"
-UNAVAILABLE = "unavailable"
-
 
 @dataclass(frozen=True)
 class Lookup:
     """What a lookup gave: found facts, an unknown id, or a store that failed."""
 
-    status: str
+    status: LookupStatus
     facts: Optional[AccountFacts] = None
 
 
@@ -38,18 +34,18 @@ async def lookup(
 ) -> Lookup:
     """Look an account up in a worker thread, giving up after the timeout."""
     if not account_id:
-        return Lookup(NOT_FOUND)
+        return Lookup(LookupStatus.NOT_FOUND)
     store = store or account_store()
     try:
         facts = await run_blocking(store.get, account_id)
     except AccountNotFound:
-        return Lookup(NOT_FOUND)
+        return Lookup(LookupStatus.NOT_FOUND)
     except (StoreUnavailable, asyncio.TimeoutError) as error:
         logger.warning(
             "account store unavailable for %s: %s", account_id, error or "timeout"
         )
-        return Lookup(UNAVAILABLE)
-    return Lookup(FOUND, facts)
+        return Lookup(LookupStatus.UNAVAILABLE)
+    return Lookup(LookupStatus.FOUND, facts)
 
 
 def identified_account(tracker: Tracker) -> Optional[str]:
@@ -63,13 +59,3 @@ def identified_account(tracker: Tracker) -> Optional[str]:
     if load_settings().identity == "sender":
         return str(tracker.sender_id)
     return verified_account((tracker.latest_message or {}).get("metadata"))
-
-
-async def run_blocking(function: Callable[..., T], *args: Any) -> T:
-    """Run a blocking service call in a worker thread, bounded by the timeout.
-
-    Raises asyncio.TimeoutError when the service does not answer in time.
-    """
-    timeout = load_settings().lookup_timeout_s + 0.5
-    loop = asyncio.get_running_loop()
-    return await asyncio.wait_for(loop.run_in_executor(None, function, *args), timeout)

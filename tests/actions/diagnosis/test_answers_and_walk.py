@@ -7,8 +7,6 @@ from typing import Any
 import pytest
 
 from actions.diagnosis.answers import (
-    SKIP,
-    answers_to_facts,
     parse_account_status,
     parse_count,
     parse_overdue,
@@ -17,14 +15,9 @@ from actions.diagnosis.answers import (
     parse_yes_no,
 )
 from actions.diagnosis.engine import default_rules
+from actions.diagnosis.enums import Recheck, Reply, StepAnswer
 from actions.diagnosis.facts import parse_facts
 from actions.diagnosis.walk import (
-    ACKNOWLEDGED,
-    CANNOT,
-    CONFIRMED,
-    DONE,
-    NOTED,
-    PENDING,
     Step,
     answer_step,
     longest_wait,
@@ -32,6 +25,8 @@ from actions.diagnosis.walk import (
     steps_from_slot,
     unresolved,
 )
+
+SKIP = Reply.SKIP  # short for the tables below
 
 
 @pytest.mark.parametrize(
@@ -105,16 +100,6 @@ def test_rating(text: str, value: Any) -> None:
     assert parse_rating(text) == value
 
 
-def test_answers_become_facts() -> None:
-    facts = answers_to_facts(
-        {"account_status": "frozen", "real_name_verified": True, "bank_cards": 0,
-         "sesame_score": None, "unrelated_slot": "x"}
-    )  # fmt: skip
-    assert facts.get("account_status") == "frozen"
-    assert facts.phone_verified is True
-    assert facts.bank_cards == 0 and facts.sesame_score is None
-
-
 TABLE = default_rules()
 
 
@@ -122,27 +107,28 @@ def test_done_with_a_store_that_agrees_is_confirmed() -> None:
     finding = TABLE.finding("no_bank_card")
     fresh = parse_facts({"bank_cards": 1})
     assert answer_step(finding, True, fresh, TABLE) == Step(
-        "no_bank_card", DONE, CONFIRMED
+        "no_bank_card", StepAnswer.DONE, Recheck.CONFIRMED
     )
 
 
 def test_done_with_a_store_that_still_shows_it_is_pending() -> None:
     finding = TABLE.finding("account_frozen")
     fresh = parse_facts({"account_status": "frozen"})
-    assert answer_step(finding, True, fresh, TABLE).recheck == PENDING
+    assert answer_step(finding, True, fresh, TABLE).recheck == Recheck.PENDING
 
 
 def test_done_without_a_store_is_taken_on_the_users_word() -> None:
     finding = TABLE.finding("real_name_incomplete")
-    assert answer_step(finding, True, None, TABLE).recheck == NOTED
+    assert answer_step(finding, True, None, TABLE).recheck == Recheck.NOTED
 
 
 def test_no_is_cannot_and_time_based_yes_is_acknowledged() -> None:
     assert (
-        answer_step(TABLE.finding("no_bank_card"), False, None, TABLE).answer == CANNOT
+        answer_step(TABLE.finding("no_bank_card"), False, None, TABLE).answer
+        == StepAnswer.CANNOT
     )
     ack = answer_step(TABLE.finding("low_sesame_score"), True, None, TABLE)
-    assert ack.answer == ACKNOWLEDGED and ack.recheck is None
+    assert ack.answer == StepAnswer.ACKNOWLEDGED and ack.recheck is None
 
 
 def test_walk_moves_on_and_applies_done_fixes() -> None:
@@ -161,8 +147,14 @@ def test_walk_moves_on_and_applies_done_fixes() -> None:
 
 
 def test_steps_survive_the_slot_round_trip() -> None:
-    steps = [Step("no_bank_card", DONE, CONFIRMED), Step("low_activity", CANNOT)]
+    steps = [
+        Step("no_bank_card", StepAnswer.DONE, Recheck.CONFIRMED),
+        Step("low_activity", StepAnswer.CANNOT),
+    ]
     assert steps_from_slot([s.to_slot() for s in steps]) == steps
+    # plain JSON in the slot, not enum members
+    assert [type(v) for v in steps[0].to_slot().values()] == [str, str, str]
+    assert steps[1].to_slot()["recheck"] is None
     assert steps_from_slot(None) == [] and steps_from_slot("junk") == []
 
 

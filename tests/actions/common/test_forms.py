@@ -7,9 +7,9 @@ from typing import Any, Dict
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.common.forms import extract_answer
 from actions.diagnosis.answers import parse_sesame_score
 from actions.fixes import ValidateFixForm, ValidateRatingForm
-from actions.forms_common import extract_answer
 from devtools.tracker import make_tracker
 
 

@@ -1,4 +1,4 @@
-"""What the forms share: reading an answer when the message may be a digression."""
+"""Reading a form's answer when the message may be a digression."""
 
 from __future__ import annotations
 
@@ -6,25 +6,7 @@ from typing import Any, Callable, Dict, Optional
 
 from rasa_sdk import Tracker
 
-# Intents that are their own request, not an answer, unless the text clearly
-# answers the question (a rule answers them and the form resumes).
-DIGRESSIONS = frozenset(
-    {
-        "faq",
-        "request_human",
-        "goodbye",
-        "report_scam",
-        "bot_challenge",
-        "thank",
-        "greet",
-        "out_of_scope",
-    }
-)
-
-
-def latest_intent(tracker: Tracker) -> str:
-    """Name of the intent of the latest user message."""
-    return str((tracker.latest_message.get("intent") or {}).get("name") or "")
+from actions.common.intents import DIGRESSIONS, latest_intent
 
 
 def extract_answer(
