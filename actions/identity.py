@@ -5,7 +5,8 @@ client's choice, so in the production profile (``ACCOUNT_IDENTITY=verified``)
 an account is read only for a message whose metadata carries a valid token:
 
 - ``metadata.identity_token``: a JWT signed with HS256 and the secret
-  ``IDENTITY_JWT_SECRET``; ``sub`` is the account id; ``exp`` is required and
+  ``IDENTITY_JWT_SECRET`` (settings/: at least 32 characters, or the process
+  refuses to start); ``sub`` is the account id; ``exp`` is required and
   checked. The web page's host mints it for its logged-in user; our messaging
   connectors mint it after verifying the platform's signature, with the
   platform-verified user id as ``sub``.
@@ -17,7 +18,6 @@ connectors to mint.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any, Mapping, Optional
 
@@ -27,24 +27,7 @@ logger = logging.getLogger(__name__)
 
 METADATA_KEY = "identity_token"
 ALGORITHM = "HS256"
-SECRET_ENV = "IDENTITY_JWT_SECRET"
-MIN_SECRET_LENGTH = 32
 DEFAULT_TTL_S = 3600
-
-
-def secret_from_env() -> Optional[str]:
-    """The shared secret, or None when unset or too short to be safe."""
-    secret = os.environ.get(SECRET_ENV, "")
-    if not secret:
-        return None
-    if len(secret) < MIN_SECRET_LENGTH:
-        logger.error(
-            "%s is shorter than %d characters: identities are not accepted",
-            SECRET_ENV,
-            MIN_SECRET_LENGTH,
-        )
-        return None
-    return secret
 
 
 def mint(subject: str, secret: str, ttl_s: int = DEFAULT_TTL_S) -> str:
@@ -73,8 +56,10 @@ def verify(token: Any, secret: Optional[str]) -> Optional[str]:
     return subject if isinstance(subject, str) and subject else None
 
 
-def verified_account(metadata: Optional[Mapping[str, Any]]) -> Optional[str]:
+def verified_account(
+    metadata: Optional[Mapping[str, Any]], secret: Optional[str]
+) -> Optional[str]:
     """The account proven by a message's metadata, if any."""
     if not isinstance(metadata, Mapping):
         return None
-    return verify(metadata.get(METADATA_KEY), secret_from_env())
+    return verify(metadata.get(METADATA_KEY), secret)

@@ -3,7 +3,8 @@
 ``python -m actions.server --port 5055`` replaces ``rasa run actions``. The
 custom actions read account data, so nobody but the Rasa server may call them:
 
-- ``ACTION_SERVER_TOKEN``: a shared secret (at least 32 characters). Every
+- ``ACTION_SERVER_TOKEN``: a shared secret (at least 32 characters;
+  declared in settings/ with the checks below). Every
   request but ``GET /health`` must carry it in the ``X-Action-Token`` header
   (endpoints*.yml make Rasa send it); otherwise 401. Compared in constant
   time.
@@ -18,11 +19,8 @@ is off (no browser has any business with this server).
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
-import os
 import sys
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from rasa_sdk import utils
@@ -32,56 +30,17 @@ from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse, json
 
+from settings import (
+    ActionServerSettings,
+    SettingsError,
+    action_server_settings,
+    action_settings,
+)
+
 logger = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-Action-Token"
-MIN_TOKEN_CHARS = 32
-DEFAULT_HOST = "127.0.0.1"
 OPEN_PATHS = frozenset({"/health"})
-
-
-class ConfigError(ValueError):
-    """The settings would expose the action server."""
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """Where the action server listens and the secret it expects."""
-
-    host: str
-    token: Optional[str]
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or localhost."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def load_server_settings() -> ServerSettings:
-    """Read and check ACTION_SERVER_HOST / ACTION_SERVER_TOKEN / BOT_PROFILE."""
-    host = os.environ.get("ACTION_SERVER_HOST", "") or DEFAULT_HOST
-    token = os.environ.get("ACTION_SERVER_TOKEN", "") or None
-    profile = os.environ.get("BOT_PROFILE", "demo")
-    if token is not None and len(token) < MIN_TOKEN_CHARS:
-        raise ConfigError(
-            f"ACTION_SERVER_TOKEN must be at least {MIN_TOKEN_CHARS} characters"
-        )
-    if token is None and profile == "prod":
-        raise ConfigError(
-            "ACTION_SERVER_TOKEN must be set in the production profile "
-            "(the same value for the Rasa server)"
-        )
-    if token is None and not is_loopback(host):
-        raise ConfigError(
-            f"ACTION_SERVER_HOST={host} is reachable from other machines: "
-            "set ACTION_SERVER_TOKEN (the same value for the Rasa server)"
-        )
-    return ServerSettings(host=host, token=token)
 
 
 def authorised(given: Optional[str], token: Optional[str]) -> bool:
@@ -91,7 +50,7 @@ def authorised(given: Optional[str], token: Optional[str]) -> bool:
     return hmac.compare_digest((given or "").encode(), token.encode())
 
 
-def build_app(settings: ServerSettings, package: str = "actions") -> Sanic:
+def build_app(settings: ActionServerSettings, package: str = "actions") -> Sanic:
     """rasa_sdk's app for ``package`` behind the token check, without CORS."""
     app = create_app(package, cors_origins=None)
 
@@ -119,8 +78,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     utils.update_sanic_log_level()
     try:
-        settings = load_server_settings()
-    except ConfigError as error:
+        settings = action_server_settings()
+        action_settings()  # the actions' own settings: refuse now, not mid-chat
+    except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     app = build_app(settings, args.actions or "actions")

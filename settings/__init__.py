@@ -19,10 +19,10 @@ from settings.processes import (
     ActionSettings,
     PageServerSettings,
     RasaServerSettings,
-    action_server,
-    actions,
-    page_server,
-    rasa_server,
+    action_server_settings,
+    action_settings,
+    page_server_settings,
+    rasa_server_settings,
 )
 
 __all__ = [
@@ -32,10 +32,10 @@ __all__ = [
     "RasaServerSettings",
     "SettingsError",
     "Variable",
-    "action_server",
-    "actions",
+    "action_server_settings",
+    "action_settings",
     "load",
-    "page_server",
-    "rasa_server",
+    "page_server_settings",
+    "rasa_server_settings",
     "variables",
 ]

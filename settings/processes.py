@@ -1,8 +1,9 @@
 """The settings of each process: what it reads from the environment.
 
-One frozen class per process, each read once (``rasa_server()``,
-``action_server()``, ``page_server()``); tests build their own with
-``core.load(cls, environ)``. docs/profiles.md explains each variable.
+One frozen class per process, each read once (``rasa_server_settings()``,
+``action_settings()``, ``action_server_settings()``, ``page_server_settings()``);
+tests build their own with ``core.load(cls, environ)``. docs/profiles.md
+explains each variable.
 """
 
 from __future__ import annotations
@@ -381,27 +382,38 @@ class PageServerSettings:
 
 
 @functools.lru_cache(maxsize=1)
-def rasa_server() -> RasaServerSettings:
+def rasa_server_settings() -> RasaServerSettings:
     """The Rasa server's settings, read on first use (at start-up)."""
     return load(RasaServerSettings)
 
 
 @functools.lru_cache(maxsize=1)
-def actions() -> ActionSettings:
+def action_settings() -> ActionSettings:
     """The custom actions' settings, read on first use (at start-up)."""
     return load(ActionSettings)
 
 
 @functools.lru_cache(maxsize=1)
-def action_server() -> ActionServerSettings:
+def action_server_settings() -> ActionServerSettings:
     """The action server's listener settings, read once at start-up."""
     return load(ActionServerSettings)
 
 
 @functools.lru_cache(maxsize=1)
-def page_server() -> PageServerSettings:
+def page_server_settings() -> PageServerSettings:
     """The page server's settings, read on first use (at start-up)."""
     return load(PageServerSettings)
+
+
+def clear_settings() -> None:
+    """Forget what was read (tests change the environment between cases)."""
+    for accessor in (
+        rasa_server_settings,
+        action_settings,
+        action_server_settings,
+        page_server_settings,
+    ):
+        accessor.cache_clear()
 
 
 # The settings each deployed process reads (tests/deploy): the demo seed

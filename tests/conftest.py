@@ -13,6 +13,16 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from devtools.project import load_domain
 from devtools.servers import Postgres, Redis, postgres_server, redis_server
+from settings.processes import clear_settings
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Each test reads the settings anew: a process reads them once, but a test
+    changes the environment with monkeypatch first."""
+    clear_settings()
+    yield
+    clear_settings()
 
 
 @pytest.fixture(scope="session")

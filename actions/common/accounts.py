@@ -10,13 +10,13 @@ from typing import Optional
 from rasa_sdk import Tracker
 
 from actions.common.blocking import run_blocking
-from actions.config import load_settings
 from actions.diagnosis.enums import LookupStatus
 from actions.diagnosis.errors import AccountNotFound
 from actions.diagnosis.facts import AccountFacts
 from actions.identity import verified_account
 from actions.services.accounts import AccountStore, account_store
 from actions.services.sql import StoreUnavailable
+from settings import action_settings
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ def identified_account(tracker: Tracker) -> Optional[str]:
     a valid signed token in the current message's metadata counts
     (actions/identity.py); without one the user is anonymous.
     """
-    if load_settings().identity == "sender":
+    if action_settings().identity == "sender":
         return str(tracker.sender_id)
-    return verified_account((tracker.latest_message or {}).get("metadata"))
+    metadata = (tracker.latest_message or {}).get("metadata")
+    return verified_account(metadata, action_settings().identity_secret)

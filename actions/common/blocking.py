@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, TypeVar
 
-from actions.config import load_settings
+from settings import action_settings
 
 T = TypeVar("T")
 
@@ -15,6 +15,6 @@ async def run_blocking(function: Callable[..., T], *args: Any) -> T:
 
     Raises asyncio.TimeoutError when the service does not answer in time.
     """
-    timeout = load_settings().lookup_timeout_s + 0.5
+    timeout = action_settings().lookup_timeout_s + 0.5
     loop = asyncio.get_running_loop()
     return await asyncio.wait_for(loop.run_in_executor(None, function, *args), timeout)

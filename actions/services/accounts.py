@@ -20,10 +20,10 @@ from typing import Dict, Iterable, Mapping, Optional, Protocol, Sequence, Tuple
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from actions.config import Settings, load_settings
 from actions.diagnosis.errors import AccountNotFound, FactsError
 from actions.diagnosis.facts import AccountFacts, parse_facts
 from actions.services.sql import StoreUnavailable, engine_for, ensure_database
+from settings import ActionSettings, action_settings
 
 FIXTURES = Path(__file__).with_name("fixtures") / "accounts.json"
 MAX_ID_LENGTH = 64
@@ -140,16 +140,16 @@ def fixture_labels(path: Path = FIXTURES) -> Mapping[str, str]:
     return {account: labels.get(account, account) for account in raw["descriptions"]}
 
 
-def account_store(settings: Optional[Settings] = None) -> SqlAccountStore:
+def account_store(settings: Optional[ActionSettings] = None) -> SqlAccountStore:
     """The one place that picks the store from the configuration."""
-    settings = settings or load_settings()
+    settings = settings or action_settings()
     return SqlAccountStore(settings.account_db_url, settings.lookup_timeout_s)
 
 
 def seed(store: Optional[SqlAccountStore] = None) -> int:
     """Create the table and (re)load the fixture accounts."""
     if store is None:
-        settings = load_settings()
+        settings = action_settings()
         ensure_database(settings.account_db_url, settings.lookup_timeout_s)
         store = account_store(settings)
     store.create_schema()

@@ -25,8 +25,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from actions.config import Settings, load_settings
 from actions.services.sql import StoreUnavailable, engine_for
+from settings import ActionSettings, action_settings
 
 OUTCOMES = ("resolved_by_bot", "handed_off", "abandoned")
 # The first line of a readable case whose user reported or described a scam.
@@ -243,10 +243,10 @@ def case_line(case: Mapping[str, Any]) -> str:
     )
 
 
-def case_store(settings: Optional[Settings] = None) -> CaseStore:
+def case_store(settings: Optional[ActionSettings] = None) -> CaseStore:
     """The one place that picks the case store from the configuration."""
-    settings = settings or load_settings()
-    return CaseStore(settings.case_db_url, settings.lookup_timeout_s)
+    settings = settings or action_settings()
+    return CaseStore(settings.case_store_url, settings.lookup_timeout_s)
 
 
 USAGE = (

@@ -14,6 +14,7 @@ from actions.common.accounts import identified_account
 from actions.common.facts import RECORD_SLOT
 from actions.diagnose import ActionStartDiagnosis
 from devtools.tracker import make_tracker
+from settings import ActionSettings, SettingsError, load
 
 SECRET = "s" * 40
 OTHER_SECRET = "x" * 40
@@ -66,13 +67,14 @@ def test_a_token_whose_subject_was_changed_is_refused() -> None:
     assert identity.verify(f"{header}.{payload}.{signature}", SECRET)
 
 
-@pytest.mark.parametrize("secret", ["", "too-short"])
-def test_without_a_strong_secret_nobody_is_verified(
-    monkeypatch: pytest.MonkeyPatch, secret: str
-) -> None:
-    monkeypatch.setenv(identity.SECRET_ENV, secret)
-    signed = identity.mint("demo_account_frozen", secret or "k")
-    assert identity.verified_account({identity.METADATA_KEY: signed}) is None
+def test_without_a_secret_nobody_is_verified() -> None:
+    signed = identity.mint("demo_account_frozen", "k")
+    assert identity.verified_account({identity.METADATA_KEY: signed}, None) is None
+
+
+def test_a_short_secret_refuses_to_start() -> None:
+    with pytest.raises(SettingsError, match="IDENTITY_JWT_SECRET"):
+        load(ActionSettings, {"IDENTITY_JWT_SECRET": "too-short"})
 
 
 def message(metadata: Optional[Dict[str, Any]]) -> Dict[str, Any]:
@@ -88,7 +90,7 @@ def message(metadata: Optional[Dict[str, Any]]) -> Dict[str, Any]:
 def verified_mode(monkeypatch: pytest.MonkeyPatch, seeded_db_url: str) -> None:
     monkeypatch.setenv("BOT_PROFILE", "prod")
     monkeypatch.delenv("ACCOUNT_IDENTITY", raising=False)  # prod default: verified
-    monkeypatch.setenv(identity.SECRET_ENV, SECRET)
+    monkeypatch.setenv("IDENTITY_JWT_SECRET", SECRET)
 
 
 @pytest.mark.parametrize(

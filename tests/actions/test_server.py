@@ -1,27 +1,20 @@
-"""The action server's settings: who may call it (actions/server.py)."""
+"""The action server: who may call it (actions/server.py, settings/)."""
 
 from __future__ import annotations
 
+from typing import Dict
+
 import pytest
 
-from actions.server import (
-    ConfigError,
-    authorised,
-    is_loopback,
-    load_server_settings,
-)
+from actions.server import authorised, main
+from settings import ActionServerSettings, SettingsError, load
+from settings.processes import is_loopback
 
 TOKEN = "t" * 40
 
 
-@pytest.fixture(autouse=True)
-def clean(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ACTION_SERVER_HOST", "ACTION_SERVER_TOKEN", "BOT_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def test_by_default_it_listens_on_loopback_only() -> None:
-    settings = load_server_settings()
+    settings = load(ActionServerSettings, {})
     assert settings.host == "127.0.0.1"
     assert settings.token is None
 
@@ -36,19 +29,34 @@ def test_by_default_it_listens_on_loopback_only() -> None:
     ],
 )
 def test_settings_that_would_expose_it_are_refused(
-    monkeypatch: pytest.MonkeyPatch, env: dict, words: str
+    env: Dict[str, str], words: str
 ) -> None:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError, match=words):
-        load_server_settings()
+    with pytest.raises(SettingsError, match=words):
+        load(ActionServerSettings, env)
 
 
-def test_any_address_with_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_server_refuses_to_start_with_them(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from settings import processes
+
     monkeypatch.setenv("ACTION_SERVER_HOST", "0.0.0.0")
-    monkeypatch.setenv("ACTION_SERVER_TOKEN", TOKEN)
-    monkeypatch.setenv("BOT_PROFILE", "prod")
-    settings = load_server_settings()
+    monkeypatch.delenv("ACTION_SERVER_TOKEN", raising=False)
+    processes.action_server_settings.cache_clear()
+    assert main(["--port", "0"]) == 2
+    assert "ACTION_SERVER_TOKEN" in capsys.readouterr().err
+    processes.action_server_settings.cache_clear()
+
+
+def test_any_address_with_a_token() -> None:
+    settings = load(
+        ActionServerSettings,
+        {
+            "ACTION_SERVER_HOST": "0.0.0.0",
+            "ACTION_SERVER_TOKEN": TOKEN,
+            "BOT_PROFILE": "prod",
+        },
+    )
     assert (settings.host, settings.token) == ("0.0.0.0", TOKEN)
 
 

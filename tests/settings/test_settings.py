@@ -168,12 +168,12 @@ def test_every_field_is_declared_and_every_default_parses_back() -> None:
 def test_accessors_read_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
     from settings import processes
 
-    processes.rasa_server.cache_clear()
+    processes.rasa_server_settings.cache_clear()
     monkeypatch.setenv("MAX_MESSAGE_CHARS", "300")
-    first = processes.rasa_server()
+    first = processes.rasa_server_settings()
     monkeypatch.setenv("MAX_MESSAGE_CHARS", "400")
-    assert processes.rasa_server() is first and first.max_message_chars == 300
-    processes.rasa_server.cache_clear()
+    assert processes.rasa_server_settings() is first and first.max_message_chars == 300
+    processes.rasa_server_settings.cache_clear()
 
 
 def test_nothing_else_reads_the_environment() -> None:

@@ -176,9 +176,9 @@ def test_factory_follows_the_environment(
     monkeypatch.setenv("ACCOUNT_LOOKUP_TIMEOUT", "0.5")
     store = account_store()
     assert (store.url, store.timeout_s) == (url, 0.5)
+    # Read once per process: a later change is not seen.
     monkeypatch.setenv("ACCOUNT_LOOKUP_TIMEOUT", "soon")
-    with pytest.raises(ValueError, match="ACCOUNT_LOOKUP_TIMEOUT"):
-        account_store()
+    assert account_store().timeout_s == 0.5
 
 
 def test_every_demo_account_has_a_chinese_label_for_the_page() -> None:
