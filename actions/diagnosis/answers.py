@@ -153,9 +153,14 @@ def parse_short_yes_no(text: str) -> Optional[bool]:
 
 
 def parse_yes_no_answer(text: str) -> Answer:
-    """A short yes/no to a yes/no question, or a skip for "don't know"."""
-    parsed = parse_short_yes_no(text)
-    return Reply.SKIP if parsed is None and is_unknown(text) else parsed
+    """A short yes/no to a yes/no question, or a skip for "don't know".
+
+    "Don't know" is looked for first: 不清楚 and 不记得 hold a negation and
+    忘了 a 了, which the yes/no reading would take for an answer.
+    """
+    if is_unknown(text):
+        return Reply.SKIP
+    return parse_short_yes_no(text)
 
 
 def parse_account_status(text: str) -> Answer:

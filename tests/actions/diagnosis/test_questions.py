@@ -24,10 +24,24 @@ def test_every_question_is_about_facts_of_the_facts_format() -> None:
     assert len(set(NAMES)) == len(NAMES)
 
 
-def test_every_parser_hears_dont_know_as_a_skip() -> None:
-    # Not a short reply: the yes/no question reads those as yes or no first.
+@pytest.mark.parametrize(
+    "text", ["这个我也不知道呢", "不清楚", "不记得了", "忘了", "不确定", "说不好"]
+)
+def test_every_parser_hears_dont_know_as_a_skip(text: str) -> None:
+    # Short ones too: 不清楚 holds a negation and 忘了 a 了, which a yes/no
+    # reading once took for "no" and "yes" (the 不清楚 button said "not verified").
     for asked in ASKED_FACTS:
-        assert asked.parse("这个我也不知道呢") is Reply.SKIP, asked.name
+        assert asked.parse(text) is Reply.SKIP, (asked.name, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("是", True), ("实名了", True), ("没有", False), ("还没", False)],
+)
+def test_yes_no_questions_still_hear_yes_and_no(text: str, expected: bool) -> None:
+    for asked in ASKED_FACTS:
+        if asked.yes_no:
+            assert asked.parse(text) is expected, (asked.name, text)
 
 
 @pytest.mark.parametrize(
