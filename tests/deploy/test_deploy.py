@@ -53,7 +53,7 @@ COMPOSE_SCHEMA = Path(__file__).with_name("schemas") / "compose-spec.json"
 K8S_VERSION = "1.28.0"
 
 # Measured RSS (README, issue 5): Rasa server with this model, action server;
-# the chat page server: about 48 MB (python -m bot_server.webpage, idle).
+# the chat page server: about 48 MB (python -m web.server, idle).
 RASA_RSS_MIB = (1024, 1536)
 ACTIONS_RSS_MIB = 150
 WEB_RSS_MIB = 50
@@ -75,7 +75,7 @@ SECRET_FLAG = re.compile(r"token|password|secret", re.I)
 URL_PASSWORD = re.compile(r"://[^/\s:@]+:([^@\s]+)@")
 
 # Secrets that may be left unset: the messaging channels' (credentials.yml:
-# bot_server/wecom.py, bot_server/wechat_mp.py). A channel without its settings
+# bot_server/channels/wechat/). A channel without its settings
 # is off (its webhook answers 503) and Rasa starts anyway, so compose passes
 # them as ${VAR:-} (empty = off) and Kubernetes as `secretKeyRef.optional: true`.
 # Every other secret is required: ${VAR:?message}, and a non-optional key.
@@ -92,37 +92,36 @@ OPTIONAL_SECRETS = frozenset(
 )
 
 # credentials.yml's web channels: Rasa's REST and socket.io, wrapped
-# (bot_server/channels.py). Always on, and their settings (size limits, allowed
+# (bot_server/channels/). Always on, and their settings (size limits, allowed
 # origins; the rate limit is the reply guard's) have values when unset. Every
 # other channel there is a messaging platform's, off until it is configured.
 WEB_CHANNELS = frozenset(
     {
-        "bot_server.channels.GuardedRestInput",
-        "bot_server.channels.GuardedSocketIOInput",
+        "bot_server.channels.rest.GuardedRestInput",
+        "bot_server.channels.socketio.GuardedSocketIOInput",
     }
 )
 
 # The packages whose code the servers run (scripts/ and tests/ are dev tools).
-CODE_PACKAGES = ("actions", "bot_server", "nlu")
+CODE_PACKAGES = ("actions", "bot_server", "nlu", "web")
 
 # Which code runs in which server process, so whose environment reads each
 # service must be given. Explicit, because neither the folders nor the imports
-# tell it: bot_server/webpage.py is a process of its own (the chat page, service
-# `web`), not part of Rasa, although it sits in bot_server/; actions/identity.py
-# sits in actions/ but Rasa's messaging channels import it to mint identity
-# tokens. Globs relative to the repo, applied in order; "!" removes.
+# tell it: web/server.py is a process of its own (the chat page, service
+# `web`), not part of Rasa; actions/identity.py sits in actions/ but Rasa's
+# messaging channels import it to mint identity tokens. Globs relative to the
+# repo, applied in order; "!" removes.
 # test_service_code_covers_what_it_imports checks the table against the imports.
 SERVICE_CODE: Mapping[str, Tuple[str, ...]] = {
     # `rasa run`: credentials.yml's channels, endpoints.prod.yml's stores, the
     # reply guard, config.yml's NLU components, and the identity module.
     "rasa": (
-        "bot_server/*.py",
-        "!bot_server/webpage.py",
+        "bot_server/**/*.py",
         "nlu/**/*.py",
         "actions/identity.py",
     ),
-    # `python -m bot_server.webpage`: the chat page server.
-    "web": ("bot_server/webpage.py",),
+    # `python -m web.server`: the chat page server.
+    "web": ("web/server.py",),
     # `python -m actions.server`: rasa_sdk's action server behind the token check.
     "actions": ("actions/**/*.py",),
     # The demo seed (python -m actions.services.accounts seed): the actions code
@@ -142,11 +141,11 @@ COMPOSE_ONLY_CODE: Mapping[str, str] = {
 # environment must be in the service's SERVICE_CODE.
 IMPORTED_NOT_READ: Mapping[Tuple[str, str], str] = {
     ("web", "actions/identity.py"): (
-        "webpage.py needs IDENTITY_JWT_SECRET only with WEB_DEMO_LOGIN=1, which no "
+        "web/server.py needs IDENTITY_JWT_SECRET only with WEB_DEMO_LOGIN=1, which no "
         "deployment sets: the page server holds no secret"
     ),
     ("web", "actions/config.py"): (
-        "webpage.py imports actions.services.accounts for fixture_labels only, "
+        "web/server.py imports actions.services.accounts for fixture_labels only, "
         "which reads no setting"
     ),
 }
@@ -1107,11 +1106,11 @@ def test_service_code_covers_what_it_imports() -> None:
 
 
 def test_the_page_server_is_not_the_rasa_server() -> None:
-    """bot_server/webpage.py runs as its own process: its reads are the web
+    """web/server.py runs as its own process: its reads are the web
     service's, not Rasa's; the identity secret is read by Rasa's channels
     (minting) and by the action server (verifying)."""
     from actions import identity
-    from bot_server import webpage
+    from web import server as webpage
 
     page = Path(webpage.__file__).resolve()
     assert service_code("web") == {page}
@@ -1229,7 +1228,7 @@ def test_actions_commands_match_in_compose_and_kubernetes() -> None:
 
 
 def test_web_commands_match_in_compose_and_kubernetes() -> None:
-    from bot_server import webpage
+    from web import server as webpage
 
     compose_args = command_list(compose()["services"][WEB_SERVICE])
     assert compose_args[:3] == ["python", "-m", webpage.__name__]
@@ -1242,7 +1241,7 @@ def test_web_commands_match_in_compose_and_kubernetes() -> None:
 
 def default_port(code: str) -> str:
     """The port a server listens on when its command names none."""
-    from bot_server import webpage
+    from web import server as webpage
 
     return {"rasa": "5005", "actions": "5055", "web": str(webpage.DEFAULT_PORT)}[code]
 
@@ -1307,7 +1306,7 @@ def test_compose_publishes_only_rasa_and_the_page_on_loopback() -> None:
 def test_compose_page_points_the_browser_at_the_published_rasa_port() -> None:
     """RASA_PUBLIC_URL is what the BROWSER uses: by default Rasa's published
     port on the host, following RASA_PORT; behind a proxy, its public origin."""
-    from bot_server import webpage
+    from web import server as webpage
 
     for env in ({}, {"RASA_PORT": "6000"}):
         services = compose({**dummy_env(), **env})["services"]
@@ -1321,7 +1320,7 @@ def test_compose_page_points_the_browser_at_the_published_rasa_port() -> None:
 
 
 def test_kubernetes_page_points_the_browser_at_a_public_origin() -> None:
-    from bot_server import webpage
+    from web import server as webpage
 
     container = k8s_container(WEB_DEPLOYMENT)
     values = [
@@ -1566,7 +1565,7 @@ def test_runtime_image_holds_what_the_commands_load() -> None:
             file = module_file(args[2])
             assert file is not None, f"{name}: {args[2]} is not a project module"
             module_files.append(relative(file))
-    assert {"bot_server/webpage.py", "actions/server.py"} <= set(module_files)
+    assert {"web/server.py", "actions/server.py"} <= set(module_files)
 
     credentials = yaml.safe_load(CREDENTIALS.read_text(encoding="utf-8")) or {}
     endpoints = yaml.safe_load(ENDPOINTS_PROD.read_text(encoding="utf-8")) or {}
@@ -1609,13 +1608,13 @@ def makefile_vendor_rule() -> Tuple[str, str]:
 
 
 def test_runtime_image_serves_the_chat_page_with_the_vendored_client() -> None:
-    """web/ from the repo; web/vendor/socket.io.min.js built from the lockfile in
+    """web/ from the repo; web/static/vendor/socket.io.min.js built from the lockfile in
     a node stage, as `make web` does (never the host's copy, never a CDN)."""
-    from bot_server import webpage
+    from web import server as webpage
 
     stages = dockerfile_stages()
     chain = stage_chain(stages, runtime_stage_name())
-    web_dir = relative(webpage.WEB_DIR)
+    web_dir = relative(webpage.STATIC_DIR)
     vendored = PurePosixPath(web_dir) / PurePosixPath(webpage.VENDORED_CLIENT)
     make_target, make_source = makefile_vendor_rule()
     assert str(vendored) == make_target, "the page server and `make web` disagree"
@@ -1886,7 +1885,7 @@ def test_optional_secrets_are_the_channels_secrets() -> None:
 def test_messaging_channels_are_off_unless_configured() -> None:
     """No channel setting is required, and every one is empty (= off) unless
     given, but the API bases, which default to the platforms' official ones."""
-    from bot_server import wechat_api
+    from bot_server.channels.wechat import api as wechat_api
 
     channel = channel_env_vars()
     api_bases = {name for name in channel if name.endswith("_API_BASE")}
@@ -2305,10 +2304,10 @@ def allowed_origins(value: str) -> List[str]:
     """WEB_ALLOWED_ORIGINS as the socket.io channel reads it (empty: its default)."""
     from unittest import mock
 
-    from bot_server import channels
+    from bot_server.channels import socketio
 
     with mock.patch.dict(os.environ, {"WEB_ALLOWED_ORIGINS": value}):
-        return channels.allowed_origins()
+        return socketio.allowed_origins()
 
 
 def allowed_origin_problems(rasa: Deployed, page_origin: str) -> List[str]:
@@ -2404,12 +2403,13 @@ def test_rate_limit_storage_check_can_fail() -> None:
 
 def test_public_channel_limits_are_the_code_defaults() -> None:
     """The web channels' limits as the code gives them, stated in the files."""
-    from bot_server import channels, ratelimit
+    from bot_server.channels import common, rest
+    from bot_server.pipeline import ratelimit
 
     defaults = {
         "RATE_LIMIT": ratelimit.DEFAULT_LIMIT,
-        "REST_MAX_BODY_BYTES": str(channels.DEFAULT_REST_MAX_BODY_BYTES),
-        "MAX_REQUEST_BYTES": str(channels.DEFAULT_MAX_REQUEST_BYTES),
+        "REST_MAX_BODY_BYTES": str(rest.DEFAULT_REST_MAX_BODY_BYTES),
+        "MAX_REQUEST_BYTES": str(common.DEFAULT_MAX_REQUEST_BYTES),
     }
     for rasa in (compose_deployed(RASA_SERVICE), k8s_deployed(RASA_DEPLOYMENT)):
         assert {name: rasa.values.get(name) for name in defaults} == defaults, (

@@ -51,9 +51,9 @@ from urllib.parse import urlencode, urlsplit
 
 import socketio  # type: ignore[import-untyped]
 
-from tests.channels import signed
-from tests.channels.fake_platform import FakePlatform
-from tests.channels.support import (
+from tests.bot_server.channels.wechat import signed
+from tests.bot_server.channels.wechat.fake_platform import FakePlatform
+from tests.bot_server.channels.wechat.support import (
     AGENT_ID,
     APP_ID,
     CORP_ID,

@@ -21,9 +21,14 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pytest
 
 from actions.identity import METADATA_KEY, verify
-from tests.channels import signed
-from tests.channels.fake_platform import WECHAT_SEND, WECOM_SEND, FakePlatform, Sent
-from tests.channels.support import (
+from tests.bot_server.channels.wechat import signed
+from tests.bot_server.channels.wechat.fake_platform import (
+    WECHAT_SEND,
+    WECOM_SEND,
+    FakePlatform,
+    Sent,
+)
+from tests.bot_server.channels.wechat.support import (
     AGENT_ID,
     APP_ID,
     CORP_ID,
