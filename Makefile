@@ -27,7 +27,7 @@ NLU_DEV_MIN_CAUGHT ?= 0.70
 NLU_MIN_F1 ?= 0.95
 RASA_PORT ?= 5005
 ACTION_PORT ?= 5055
-# The chat page of `make serve` (bot_server/webpage.py), on 127.0.0.1.
+# The chat page of `make serve` (web/server.py), on 127.0.0.1.
 WEB_PORT ?= 8080
 # `make run ID=demo_account_frozen` chats as that conversation id.
 ID ?=
@@ -78,8 +78,8 @@ MODEL_INPUTS := config.yml $(shell find domain data nlu -type f \( -name '*.yml'
 
 ACCOUNT_DB := .rasa/accounts.db
 # The chat page's socket.io client, copied from the npm package pinned in
-# package-lock.json; never edited by hand (web/vendor/ is not committed).
-WEB_VENDOR := web/vendor/socket.io.min.js
+# package-lock.json; never edited by hand (web/static/vendor/ is not committed).
+WEB_VENDOR := web/static/vendor/socket.io.min.js
 # The browser of the browser tests: Debian's chromium, never a download.
 CHROMIUM := /usr/bin/chromium
 
@@ -170,7 +170,7 @@ endif
 	    $(if $(filter prod,$(PROFILE)),--auth-token "$$RASA_AUTH_TOKEN",) \
 	    --credentials credentials.yml --endpoints $(ENDPOINTS) & r=$$!; \
 	  RASA_PUBLIC_URL=$${RASA_PUBLIC_URL:-http://127.0.0.1:$(RASA_PORT)} \
-	    $(PY) -m bot_server.webpage --host 127.0.0.1 --port $(WEB_PORT) & w=$$!; \
+	    $(PY) -m web.server --host 127.0.0.1 --port $(WEB_PORT) & w=$$!; \
 	  trap 'kill $$a $$r $$w 2>/dev/null; wait' INT TERM EXIT; \
 	  wait
 

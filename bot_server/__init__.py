@@ -1,12 +1,16 @@
-"""Extensions loaded by the Rasa server (not the action server).
+"""The Rasa server's plug-ins (not the action server's), by role.
 
-- ``bot_server.channels``: the REST and socket.io channels wrapped by the
-  reply guard, so that a user always gets an answer.
-- ``bot_server.tracker_store``: the SQL tracker store that survives a database
-  restart.
-- ``bot_server.lock_store``: the Redis lock store with atomic ticket changes.
-- ``bot_server.speedups``: two measured hot spots of Rasa's server, removed.
-- ``bot_server.wecom``, ``bot_server.wechat_mp``: the WeCom and WeChat Official
-  Account channels (shared code in ``wechat_*.py``).
-- ``bot_server.webpage``: the chat page's static server (its own process).
+- ``channels/``: where a message enters. The input channels credentials.yml
+  names: REST, socket.io (the web chat page), and ``wechat/`` (WeCom and the
+  WeChat Official Account).
+- ``pipeline/``: where it is checked. Every channel hands each message to the
+  same stages before Rasa sees it: rate limit → gate (cleaning, masking) →
+  guard (deadline, failed actions, pause; a user always gets an answer), with
+  one renderer of the server's own replies (``pipeline/replies.py``).
+- ``rasa_patches/``: our changes to Rasa itself, for one Rasa version: the
+  speedups, and the tracker and lock stores endpoints.prod.yml names;
+  ``install()`` checks the version when Rasa loads our channels or stores.
+
+Where the bot's answer is decided: Rasa's model and the action server
+(actions/). The chat page and its server live in web/.
 """

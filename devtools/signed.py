@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Union
 from urllib.parse import urlencode
 
-from bot_server.wechat_crypto import MessageCrypto, to_xml
+from bot_server.channels.wechat.crypto import MessageCrypto, to_xml
 
 
 @dataclass(frozen=True)

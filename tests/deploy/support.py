@@ -70,7 +70,7 @@ K8S_ARG_REF = re.compile(r"\$\((" + ENV_NAME + r")\)")
 # checks use is here (the commands' modules, credentials.yml's channel classes).
 
 # `python -m` of the chat page server and of the action server.
-PAGE_SERVER_MODULE = "bot_server.webpage"
+PAGE_SERVER_MODULE = "web.server"
 ACTION_SERVER_MODULE = "actions.server"
 # credentials.yml's web channels: Rasa's REST and socket.io, wrapped by the
 # reply guard. Always on, and their settings (size limits, allowed origins;
@@ -78,12 +78,12 @@ ACTION_SERVER_MODULE = "actions.server"
 # channel there is a messaging platform's, off until it is configured.
 WEB_CHANNELS = frozenset(
     {
-        "bot_server.channels.GuardedRestInput",
-        "bot_server.channels.GuardedSocketIOInput",
+        "bot_server.channels.rest.GuardedRestInput",
+        "bot_server.channels.socketio.GuardedSocketIOInput",
     }
 )
 # The packages whose code the servers run (scripts/ and tests/ are dev tools).
-CODE_PACKAGES = ("actions", "bot_server", "nlu")
+CODE_PACKAGES = ("actions", "bot_server", "nlu", "settings", "web")
 
 
 def page_server_module() -> ModuleType:

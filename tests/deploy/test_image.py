@@ -120,12 +120,12 @@ def makefile_vendor_rule() -> Tuple[str, str]:
 
 
 def test_runtime_image_serves_the_chat_page_with_the_vendored_client() -> None:
-    """web/ from the repo; web/vendor/socket.io.min.js built from the lockfile in
+    """web/ from the repo; web/static/vendor/socket.io.min.js built from the lockfile in
     a node stage, as `make web` does (never the host's copy, never a CDN)."""
     webpage = page_server_module()
     stages = dockerfile_stages()
     chain = stage_chain(stages, runtime_stage_name())
-    web_dir = relative(webpage.WEB_DIR)
+    web_dir = relative(webpage.STATIC_DIR)
     vendored = PurePosixPath(web_dir) / PurePosixPath(webpage.VENDORED_CLIENT)
     make_target, make_source = makefile_vendor_rule()
     assert str(vendored) == make_target, "the page server and `make web` disagree"
@@ -142,7 +142,7 @@ def test_runtime_image_serves_the_chat_page_with_the_vendored_client() -> None:
         f"{vendored} must be copied from the node build stage, once"
     )
     assert dockerignored(str(vendored)) and dockerignored("node_modules"), (
-        "the host's web/vendor/ and node_modules/ must stay out of the build context"
+        "the host's web/static/vendor/ and node_modules/ must stay out of the build context"
     )
     origin, source = from_stages[0]
     node_chain = stage_chain(stages, str(origin))

@@ -66,10 +66,10 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
 
 
 def page_server(bot: Bot, workdir: Path, port: int, **env: str) -> Iterator[str]:
-    """`python -m bot_server.webpage` on ``port``, pointing at the bot."""
+    """`python -m web.server` on ``port``, pointing at the bot."""
     log = workdir / f"webpage-{port}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot_server.webpage", "--port", str(port)],
+        [sys.executable, "-m", "web.server", "--port", str(port)],
         cwd=ROOT,
         env={
             **os.environ,

@@ -1,0 +1,78 @@
+"""What our REST and socket.io channels add alike to Rasa's own two channels.
+
+- :class:`PipelinedInput`: our Rasa patches installed when Rasa builds the
+  channel, and Rasa's blueprint built around the inbound pipeline's handler;
+- Sanic's body limit for every request (``MAX_REQUEST_BYTES``);
+- which sender ids the stores can take.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Dict, Optional, Tuple
+
+from rasa.core.channels.channel import InputChannel
+from sanic import Blueprint, Sanic
+
+from bot_server import rasa_patches
+from bot_server.pipeline.compose import inbound_handler
+from bot_server.pipeline.inbound import AppAgent, Handler
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
+MAX_SENDER_CHARS = 128
+
+
+def positive_int(name: str, raw: str, default: int) -> int:
+    """``raw`` as a positive integer; an invalid value is logged, ``default`` used."""
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    if raw:
+        logger.error("%s=%r is not a positive integer; using %s", name, raw, default)
+    return default
+
+
+def max_request_bytes() -> int:
+    """``MAX_REQUEST_BYTES``: Sanic's body limit for every request (1 MiB)."""
+    raw = os.environ.get("MAX_REQUEST_BYTES", "")
+    return positive_int("MAX_REQUEST_BYTES", raw, DEFAULT_MAX_REQUEST_BYTES)
+
+
+def limit_request_size(blueprint: Blueprint) -> None:
+    """Sanic's body limit for the whole server, once the app exists."""
+
+    async def configure(app: Sanic, _: Any) -> None:
+        app.config.REQUEST_MAX_SIZE = max_request_bytes()
+
+    blueprint.listener("before_server_start")(configure)
+
+
+def valid_id(value: str) -> bool:
+    """A conversation id the stores can encode (no lone surrogates)."""
+    return not any("\ud800" <= char <= "\udfff" for char in value)
+
+
+class PipelinedInput(InputChannel):
+    """One of Rasa's channels with our patches and the pipeline.
+
+    Listed before Rasa's class: ``GuardedRestInput(PipelinedInput, RestInput)``.
+    """
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
+        """Rasa builds its channels here at start-up: our patches go in first."""
+        rasa_patches.install()
+        return super().from_credentials(credentials)
+
+    def pipelined_blueprint(
+        self, on_new_message: Handler
+    ) -> Tuple[Blueprint, Handler, AppAgent]:
+        """Rasa's blueprint around the pipeline: (blueprint, handler, agent)."""
+        agent = AppAgent()
+        handler = inbound_handler(on_new_message, agent)
+        blueprint = super().blueprint(handler)
+        agent.bind(blueprint)
+        limit_request_size(blueprint)
+        return blueprint, handler, agent
