@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from typing import Dict
 
-from bot_server.wechat_crypto import MessageCrypto
+from bot_server.channels.wechat.crypto import MessageCrypto
 
 # A 43-character EncodingAESKey as the admin consoles generate them.
 AES_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")

@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from actions import identity
 from actions.services.accounts import fixture_labels
+from settings import PageServerSettings, load, page_server_settings
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +40,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 VENDORED_CLIENT = Path("vendor") / "socket.io.min.js"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-DEFAULT_RASA_URL = "http://127.0.0.1:5005"
 SOCKETIO_PATH = "/socket.io"
-PROFILES = ("demo", "prod")
 
 # The only kinds of file the page is made of; anything else (.py, .md, dot
 # files) is not served, even if it were put into static/.
@@ -61,7 +58,7 @@ DEMO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 class PageSettings:
     """What the page server needs to know, read from the environment."""
 
-    rasa_url: str = DEFAULT_RASA_URL
+    rasa_url: str = "http://127.0.0.1:5005"
     profile: str = "demo"
     # Signs demo-login tokens; set only when WEB_DEMO_LOGIN=1.
     demo_login_secret: Optional[str] = None
@@ -71,42 +68,20 @@ class PageSettings:
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> PageSettings:
-        """Settings from the environment; raises ValueError naming a bad variable."""
-        env = os.environ if environ is None else environ
-        profile = env.get("BOT_PROFILE") or "demo"
-        if profile not in PROFILES:
-            raise ValueError(f"BOT_PROFILE must be demo or prod, got {profile!r}")
-        secret = None
-        if env.get("WEB_DEMO_LOGIN", "") not in ("", "0"):
-            if env.get("WEB_DEMO_LOGIN") != "1":
-                raise ValueError("WEB_DEMO_LOGIN must be 1 or unset")
-            secret = identity.secret_from_env()
-            if secret is None:
-                raise ValueError(
-                    f"WEB_DEMO_LOGIN=1 needs {identity.SECRET_ENV} "
-                    f"(at least {identity.MIN_SECRET_LENGTH} characters)"
-                )
+        """From the declared settings (settings/); SettingsError names a bad one."""
+        declared = (
+            page_server_settings()
+            if environ is None
+            else load(PageServerSettings, environ)
+        )
         return cls(
-            rasa_url=rasa_origin(env.get("RASA_PUBLIC_URL") or DEFAULT_RASA_URL),
-            profile=profile,
-            demo_login_secret=secret,
+            rasa_url=declared.rasa_public_url,
+            profile=declared.profile,
+            demo_login_secret=(
+                declared.identity_secret if declared.web_demo_login else None
+            ),
             demo_accounts=fixture_labels(),
         )
-
-
-def rasa_origin(url: str) -> str:
-    """``scheme://host[:port]`` of the Rasa server; raises ValueError otherwise.
-
-    Only the origin: socket.io reads a path in its URL as a namespace.
-    """
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"RASA_PUBLIC_URL must be an http(s) URL, got {url!r}")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(
-            f"RASA_PUBLIC_URL must be an origin (no path or query), got {url!r}"
-        )
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def content_security_policy(rasa_url: str) -> str:

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, Dict, Optional, Tuple
 
 from rasa.core.channels.channel import InputChannel
@@ -18,33 +17,18 @@ from sanic import Blueprint, Sanic
 from bot_server import rasa_patches
 from bot_server.pipeline.compose import inbound_handler
 from bot_server.pipeline.inbound import AppAgent, Handler
+from settings import rasa_server_settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_REQUEST_BYTES = 1024 * 1024
 MAX_SENDER_CHARS = 128
-
-
-def positive_int(name: str, raw: str, default: int) -> int:
-    """``raw`` as a positive integer; an invalid value is logged, ``default`` used."""
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
-    if raw:
-        logger.error("%s=%r is not a positive integer; using %s", name, raw, default)
-    return default
-
-
-def max_request_bytes() -> int:
-    """``MAX_REQUEST_BYTES``: Sanic's body limit for every request (1 MiB)."""
-    raw = os.environ.get("MAX_REQUEST_BYTES", "")
-    return positive_int("MAX_REQUEST_BYTES", raw, DEFAULT_MAX_REQUEST_BYTES)
 
 
 def limit_request_size(blueprint: Blueprint) -> None:
     """Sanic's body limit for the whole server, once the app exists."""
 
     async def configure(app: Sanic, _: Any) -> None:
-        app.config.REQUEST_MAX_SIZE = max_request_bytes()
+        app.config.REQUEST_MAX_SIZE = rasa_server_settings().max_request_bytes
 
     blueprint.listener("before_server_start")(configure)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, Optional, Union
 
@@ -34,19 +33,11 @@ from sanic.response import json as json_response
 from bot_server.channels.common import (
     MAX_SENDER_CHARS,
     PipelinedInput,
-    positive_int,
     valid_id,
 )
+from settings import rasa_server_settings
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_REST_MAX_BODY_BYTES = 256 * 1024
-
-
-def rest_max_body_bytes() -> int:
-    """``REST_MAX_BODY_BYTES``: the largest REST message body (256 KiB)."""
-    raw = os.environ.get("REST_MAX_BODY_BYTES", "")
-    return positive_int("REST_MAX_BODY_BYTES", raw, DEFAULT_REST_MAX_BODY_BYTES)
 
 
 @dataclass(frozen=True)
@@ -107,7 +98,7 @@ class GuardedRestInput(PipelinedInput, RestInput):
     ) -> Blueprint:
         """Rasa's blueprint around the pipeline's handler, behind the request check."""
         blueprint, _, _ = self.pipelined_blueprint(on_new_message)
-        max_bytes = rest_max_body_bytes()
+        max_bytes = rasa_server_settings().rest_max_body_bytes
 
         @blueprint.middleware("request")
         async def check_request(request: Request) -> Optional[HTTPResponse]:

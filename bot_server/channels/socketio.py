@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
+from typing import Any, Awaitable, Callable, Dict, Optional, Union
 
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
@@ -27,19 +26,11 @@ from sanic import Blueprint
 
 from bot_server.channels.common import MAX_SENDER_CHARS, PipelinedInput, valid_id
 from bot_server.pipeline import replies
+from settings import rasa_server_settings
 
 logger = logging.getLogger(__name__)
 
 BAD_MESSAGE_RESPONSE = "utter_bad_message"
-# The chat page of `make serve` (web/server.py on WEB_PORT 8080).
-DEFAULT_ALLOWED_ORIGINS = "http://127.0.0.1:8080,http://localhost:8080"
-
-
-def allowed_origins() -> List[str]:
-    """``WEB_ALLOWED_ORIGINS``: the page origins that may open a socket.io session."""
-    raw = os.environ.get("WEB_ALLOWED_ORIGINS", "") or DEFAULT_ALLOWED_ORIGINS
-    origins = [origin.strip().rstrip("/") for origin in raw.split(",")]
-    return [origin for origin in origins if origin]
 
 
 class GuardedSocketIOInput(PipelinedInput, SocketIOInput):
@@ -60,7 +51,7 @@ class GuardedSocketIOInput(PipelinedInput, SocketIOInput):
 
         # Rasa passes cors_allowed_origins=[], which switches python-engineio's
         # origin check off: any web site could chat in its visitors' names.
-        origins = allowed_origins()
+        origins = list(rasa_server_settings().web_allowed_origins)
         sio.eio.cors_allowed_origins = origins
         if "*" in origins:
             logger.warning("WEB_ALLOWED_ORIGINS allows every origin")

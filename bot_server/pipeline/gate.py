@@ -27,13 +27,13 @@ and the logs see it:
 from __future__ import annotations
 
 import logging
-import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import AbstractSet, Any, Dict, List, Tuple
 
 from bot_server.pipeline.inbound import Inbound, Next
+from settings import rasa_server_settings
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ EMPTY_RESPONSE = "utter_empty_message"
 TRUNCATED_RESPONSE = "utter_message_truncated"
 PII_RESPONSE = "utter_pii_warning"
 SECRET_RESPONSE = "utter_secret_warning"
-DEFAULT_MAX_CHARS = 1000
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
 
@@ -182,17 +181,6 @@ def drop_leading_slashes(text: str) -> str:
     return text[index:]
 
 
-def max_chars() -> int:
-    """``MAX_MESSAGE_CHARS`` (default 1000; invalid values fall back to it)."""
-    raw = os.environ.get("MAX_MESSAGE_CHARS", "")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_MAX_CHARS
-
-
-def intent_syntax_allowed() -> bool:
-    """``ALLOW_INTENT_SYNTAX=1`` keeps Rasa's ``/intent{...}`` for tests."""
-    return os.environ.get("ALLOW_INTENT_SYNTAX", "") == "1"
-
-
 def gate(text: str, button_payloads: AbstractSet[str] = frozenset()) -> GateResult:
     """Clean, defuse commands, mask personal data, truncate."""
     text = clean(text)
@@ -203,14 +191,14 @@ def gate(text: str, button_payloads: AbstractSet[str] = frozenset()) -> GateResu
     if (
         is_command(stripped)
         and stripped not in button_payloads
-        and not intent_syntax_allowed()
+        and not rasa_server_settings().allow_intent_syntax
     ):
         text = drop_leading_slashes(stripped)
         defused = True
         if not text:
             return GateResult("", empty=True, defused_command=True)
     result = mask_personal_data(text)
-    limit = max_chars()
+    limit = rasa_server_settings().max_message_chars
     if len(result.text) > limit:
         result.text = result.text[:limit]
         result.truncated = True

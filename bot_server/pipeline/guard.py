@@ -24,17 +24,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from bot_server.pipeline.inbound import Inbound, Next
+from settings import rasa_server_settings
 
 logger = logging.getLogger(__name__)
 
 TROUBLE_RESPONSE = "utter_service_trouble"
 PAUSED_RESPONSE = "utter_handoff_waiting"
-DEFAULT_DEADLINE_S = 8.0
 # What rasa.core.processor logs (rasa 3.6, pinned) when a custom action raised.
 ACTION_FAILURE_PREFIX = "Encountered an exception while running action"
 PROCESSOR_LOGGER = "rasa.core.processor"
@@ -76,21 +75,6 @@ def install_failure_filter() -> None:
         _filter_installed = True
 
 
-def reply_deadline_s() -> float:
-    """Seconds a user waits at most before the guard answers."""
-    raw = os.environ.get("REPLY_DEADLINE_SECONDS", "")
-    try:
-        value = float(raw) if raw else DEFAULT_DEADLINE_S
-    except ValueError:
-        logger.error(
-            "REPLY_DEADLINE_SECONDS=%r is not a number; using %s",
-            raw,
-            DEFAULT_DEADLINE_S,
-        )
-        return DEFAULT_DEADLINE_S
-    return value if value > 0 else DEFAULT_DEADLINE_S
-
-
 async def _is_paused(agent: Any, sender_id: str) -> bool:
     if agent is None:
         return False
@@ -111,7 +95,7 @@ async def _run_with_deadline(inbound: Inbound, then: Next) -> bool:
 
     task = asyncio.ensure_future(run())
     trouble = False
-    deadline = reply_deadline_s()
+    deadline = rasa_server_settings().reply_deadline_s
     try:
         await asyncio.wait_for(asyncio.shield(task), deadline)
     except asyncio.TimeoutError:

@@ -4,7 +4,7 @@
 a sender over the limit gets ``utter_rate_limited`` and the message goes no
 further: neither the gate nor the bot sees it.
 
-Settings (environment, read once per process):
+Settings (settings/, read once per process):
 
 - ``RATE_LIMIT``: messages per sender, in the ``limits`` notation
   (``20/minute``, the default; ``5/10 seconds``; ``100/hour;20/minute`` for
@@ -27,20 +27,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from limits import RateLimitItem, parse_many, strategies
 from limits.storage import MemoryStorage, Storage, storage_from_string
 
 from bot_server.pipeline.inbound import Inbound, Next
+from settings import RasaServerSettings, rasa_server_settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LIMIT = "20/minute"
-DEFAULT_STORAGE = "memory://"
 STORAGE_TIMEOUT_S = 0.5
 KEY_NAMESPACE = "jiebei-rate"
 RATE_LIMITED_RESPONSE = "utter_rate_limited"
@@ -85,28 +83,18 @@ class RateLimit:
         return Decision(True)
 
 
-def parse_limit(raw: str) -> Tuple[List[RateLimitItem], bool]:
-    """The items of ``RATE_LIMIT``; (items, valid). ``off`` gives no items."""
-    raw = raw.strip()
-    if raw.lower() == "off":
-        return [], True
-    try:
-        items = parse_many(raw or DEFAULT_LIMIT)
-    except ValueError:
-        return parse_many(DEFAULT_LIMIT), False
-    return (items, True) if items else (parse_many(DEFAULT_LIMIT), False)
+def parse_limit(raw: str) -> List[RateLimitItem]:
+    """The items of ``RATE_LIMIT`` (checked by settings/); ``off`` gives none."""
+    return [] if raw.strip().lower() == "off" else parse_many(raw)
 
 
-def from_environment() -> RateLimit:
+def from_settings(settings: RasaServerSettings) -> RateLimit:
     """Build the process's limit from ``RATE_LIMIT`` / ``RATE_LIMIT_STORAGE_URL``."""
-    raw = os.environ.get("RATE_LIMIT", "")
-    items, valid = parse_limit(raw)
-    if not valid:
-        logger.error("RATE_LIMIT=%r is not valid; using %s", raw, DEFAULT_LIMIT)
+    items = parse_limit(settings.rate_limit)
     if not items:
         logger.warning("RATE_LIMIT=off: no per-sender rate limit")
         return RateLimit([], None)
-    url = os.environ.get("RATE_LIMIT_STORAGE_URL", "") or DEFAULT_STORAGE
+    url = settings.rate_limit_storage_url
     options = {}
     if url.startswith(("redis://", "rediss://")):
         options = {
@@ -129,7 +117,7 @@ def current() -> RateLimit:
     """The process's limit, built on first use."""
     global _limit
     if _limit is None:
-        _limit = from_environment()
+        _limit = from_settings(rasa_server_settings())
     return _limit
 
 

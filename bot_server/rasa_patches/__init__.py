@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import importlib.metadata
 
+from settings import rasa_server_settings
+
 # The Rasa release these patches were written and tested for (requirements.txt
 # pins it; a test keeps the two equal).
 RASA_VERSION = "3.6.21"
@@ -44,8 +46,13 @@ def check_rasa_version(installed: str) -> None:
 
 
 def install() -> None:
-    """Check the Rasa version, then swap the speedups in (once per process)."""
+    """Check the Rasa version, then swap the speedups in (once per process).
+
+    Also reads the Rasa server's settings: called while Rasa builds its channels
+    and stores, so an unusable variable stops the server at start-up, named.
+    """
     check_rasa_version(installed_rasa_version())
+    rasa_server_settings()
     # Imported after the check: under another Rasa the import itself may fail,
     # with a less helpful message than the check's.
     from bot_server.rasa_patches import speedups

@@ -99,15 +99,14 @@ def test_settings_from_env() -> None:
     assert PageSettings.from_env({"BOT_PROFILE": "prod"}).profile == "prod"
 
 
-def test_demo_login_is_off_by_default_and_needs_a_secret(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv(identity.SECRET_ENV, SECRET)
-    assert PageSettings.from_env({}).demo_login_secret is None
-    assert PageSettings.from_env({"WEB_DEMO_LOGIN": "1"}).demo_login_secret == SECRET
-    monkeypatch.setenv(identity.SECRET_ENV, "short")
-    with pytest.raises(ValueError, match="IDENTITY_JWT_SECRET"):
-        PageSettings.from_env({"WEB_DEMO_LOGIN": "1"})
+def test_demo_login_is_off_by_default_and_needs_a_secret() -> None:
+    with_secret = {"IDENTITY_JWT_SECRET": SECRET}
+    assert PageSettings.from_env(with_secret).demo_login_secret is None
+    on = {**with_secret, "WEB_DEMO_LOGIN": "1"}
+    assert PageSettings.from_env(on).demo_login_secret == SECRET
+    for secret in ("", "short"):
+        with pytest.raises(ValueError, match="IDENTITY_JWT_SECRET"):
+            PageSettings.from_env({**on, "IDENTITY_JWT_SECRET": secret})
 
 
 @pytest.mark.parametrize(

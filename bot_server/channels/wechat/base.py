@@ -44,7 +44,7 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint
 from sanic.response import HTTPResponse, json, text
 
-from actions.identity import METADATA_KEY, mint, secret_from_env
+from actions.identity import METADATA_KEY, mint
 from bot_server import rasa_patches
 from bot_server.channels.wechat.api import ApiError, PlatformApi, split_text
 from bot_server.channels.wechat.crypto import (
@@ -64,6 +64,7 @@ from bot_server.channels.wechat.memory import (
 from bot_server.pipeline import replies
 from bot_server.pipeline.compose import inbound_handler
 from bot_server.pipeline.inbound import AgentGetter, AppAgent, Handler
+from settings import RasaServerSettings, rasa_server_settings
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +76,6 @@ DRAIN_TIMEOUT_S = 10.0
 # stores the metadata in the tracker, so a short life limits what a leaked
 # tracker could be used for.
 IDENTITY_TTL_S = 300
-
-
-def missing_settings(values: Mapping[str, str]) -> List[str]:
-    """Names of the settings that are empty."""
-    return [name for name, value in values.items() if not value]
 
 
 class WeChatStyleOutput(OutputChannel):
@@ -185,7 +181,7 @@ class WeChatStyleOutput(OutputChannel):
 class WeChatStyleInput(InputChannel):
     """Base of the WeCom and Official Account input channels.
 
-    Subclasses set the class attributes, read their settings in ``from_env``
+    Subclasses set the class attributes, read their settings in ``from_settings``
     and implement the GET handshake; ``check_inbound`` may add checks.
     """
 
@@ -222,9 +218,10 @@ class WeChatStyleInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
-        """Settings come from the environment only (credentials.yml is committed).
+        """Settings come from the environment (settings/), never credentials.yml.
 
-        Rasa builds its channels here at start-up: our patches go in first.
+        credentials.yml is committed, so it holds no secret. Rasa builds its
+        channels here at start-up: our patches go in first.
         """
         rasa_patches.install()
         if credentials:
@@ -232,16 +229,17 @@ class WeChatStyleInput(InputChannel):
                 "%s: values in credentials.yml are ignored; set the environment",
                 cls.name(),
             )
-        return cls.from_env()
+        return cls.from_settings(rasa_server_settings())
 
     @classmethod
-    def from_env(cls) -> WeChatStyleInput:
-        """The channel from environment variables (unconfigured if incomplete)."""
+    def from_settings(cls, settings: RasaServerSettings) -> WeChatStyleInput:
+        """The channel from the Rasa server's settings (unconfigured if unset)."""
         raise NotImplementedError
 
     @classmethod
-    def _identity_secret(cls) -> Optional[str]:
-        secret = secret_from_env()
+    def identity_secret_of(cls, settings: RasaServerSettings) -> Optional[str]:
+        """The secret that signs the identities this channel mints, if any."""
+        secret = settings.identity_secret
         if secret is None:
             logger.warning(
                 "%s: IDENTITY_JWT_SECRET not set: messages carry no signed "

@@ -20,23 +20,21 @@ WECHAT_API_BASE (default https://api.weixin.qq.com).
 from __future__ import annotations
 
 import logging
-import os
 from typing import ClassVar, Mapping, Type
 
-from bot_server.channels.wechat.api import WECHAT_API_BASE, OfficialAccountApi
+from bot_server.channels.wechat.api import OfficialAccountApi
 from bot_server.channels.wechat.base import (
     WeChatStyleInput,
     WeChatStyleOutput,
-    missing_settings,
     query_arg,
 )
 from bot_server.channels.wechat.crypto import (
-    ConfigError,
     InboundMessage,
     MalformedRequest,
     MessageCrypto,
     check_timestamp,
 )
+from settings import RasaServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -60,41 +58,27 @@ class OfficialAccountInput(WeChatStyleInput):
         return "wechat_mp"
 
     @classmethod
-    def from_env(cls) -> WeChatStyleInput:
-        """WECHAT_* settings; unconfigured (503) when incomplete or invalid."""
-        values = {
-            "WECHAT_APP_ID": os.environ.get("WECHAT_APP_ID", "").strip(),
-            "WECHAT_APP_SECRET": os.environ.get("WECHAT_APP_SECRET", "").strip(),
-            "WECHAT_TOKEN": os.environ.get("WECHAT_TOKEN", "").strip(),
-            "WECHAT_AES_KEY": os.environ.get("WECHAT_AES_KEY", "").strip(),
-        }
-        base = os.environ.get("WECHAT_API_BASE", "").strip() or WECHAT_API_BASE
-        missing = missing_settings(values)
-        if missing:
+    def from_settings(cls, settings: RasaServerSettings) -> WeChatStyleInput:
+        """WECHAT_* settings (checked by settings/); unconfigured (503) when unset."""
+        if not settings.wechat_configured:
             logger.info(
-                "Official Account channel not configured (unset: %s): "
-                "/webhooks/wechat_mp/webhook answers 503",
-                ", ".join(missing),
+                "Official Account channel not configured (unset: WECHAT_APP_ID, "
+                "WECHAT_APP_SECRET, WECHAT_TOKEN, WECHAT_AES_KEY): "
+                "/webhooks/wechat_mp/webhook answers 503"
             )
             return cls(None, None)
-        try:
-            crypto = MessageCrypto.create(
-                values["WECHAT_TOKEN"],
-                values["WECHAT_AES_KEY"],
-                values["WECHAT_APP_ID"],
-            )
-        except ConfigError as error:
-            logger.error(
-                "Official Account channel disabled, /webhooks/wechat_mp/webhook "
-                "answers 503: %s",
-                error,
-            )
-            return cls(None, None)
-        api = OfficialAccountApi(
-            values["WECHAT_APP_ID"], values["WECHAT_APP_SECRET"], base_url=base
+        assert settings.wechat_app_id and settings.wechat_app_secret
+        assert settings.wechat_token and settings.wechat_aes_key
+        crypto = MessageCrypto.create(
+            settings.wechat_token, settings.wechat_aes_key, settings.wechat_app_id
         )
-        logger.info("Official Account channel ready (API %s)", base)
-        return cls(crypto, api, identity_secret=cls._identity_secret())
+        api = OfficialAccountApi(
+            settings.wechat_app_id,
+            settings.wechat_app_secret,
+            base_url=settings.wechat_api_base,
+        )
+        logger.info("Official Account channel ready (API %s)", settings.wechat_api_base)
+        return cls(crypto, api, identity_secret=cls.identity_secret_of(settings))
 
     def handshake(self, args: Mapping[str, str]) -> str:
         """Verify the plain ``signature``; echo ``echostr``."""

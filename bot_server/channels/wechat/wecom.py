@@ -15,24 +15,21 @@ Everything else is shared with the Official Account (bot_server.channels.wechat.
 from __future__ import annotations
 
 import logging
-import os
-import re
 from typing import ClassVar, Mapping, Type
 
-from bot_server.channels.wechat.api import WECOM_API_BASE, WeComApi
+from bot_server.channels.wechat.api import WeComApi
 from bot_server.channels.wechat.base import (
     WeChatStyleInput,
     WeChatStyleOutput,
-    missing_settings,
     query_arg,
 )
 from bot_server.channels.wechat.crypto import (
-    ConfigError,
     InboundMessage,
     MalformedRequest,
     MessageCrypto,
     check_timestamp,
 )
+from settings import RasaServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -56,44 +53,32 @@ class WeComInput(WeChatStyleInput):
         return "wecom"
 
     @classmethod
-    def from_env(cls) -> WeChatStyleInput:
-        """WECOM_* settings; unconfigured (503) when incomplete or invalid."""
-        values = {
-            "WECOM_CORP_ID": os.environ.get("WECOM_CORP_ID", "").strip(),
-            "WECOM_AGENT_ID": os.environ.get("WECOM_AGENT_ID", "").strip(),
-            "WECOM_SECRET": os.environ.get("WECOM_SECRET", "").strip(),
-            "WECOM_TOKEN": os.environ.get("WECOM_TOKEN", "").strip(),
-            "WECOM_AES_KEY": os.environ.get("WECOM_AES_KEY", "").strip(),
-        }
-        base = os.environ.get("WECOM_API_BASE", "").strip() or WECOM_API_BASE
-        missing = missing_settings(values)
-        if missing:
+    def from_settings(cls, settings: RasaServerSettings) -> WeChatStyleInput:
+        """WECOM_* settings (checked by settings/); unconfigured (503) when unset."""
+        if not settings.wecom_configured:
             logger.info(
-                "WeCom channel not configured (unset: %s): "
-                "/webhooks/wecom/webhook answers 503",
-                ", ".join(missing),
+                "WeCom channel not configured (unset: WECOM_CORP_ID, WECOM_AGENT_ID, "
+                "WECOM_SECRET, WECOM_TOKEN, WECOM_AES_KEY): "
+                "/webhooks/wecom/webhook answers 503"
             )
             return cls(None, None)
-        try:
-            if not re.fullmatch(r"[0-9]{1,12}", values["WECOM_AGENT_ID"]):
-                raise ConfigError("WECOM_AGENT_ID must be the app's numeric AgentId")
-            crypto = MessageCrypto.create(
-                values["WECOM_TOKEN"], values["WECOM_AES_KEY"], values["WECOM_CORP_ID"]
-            )
-        except ConfigError as error:
-            logger.error(
-                "WeCom channel disabled, /webhooks/wecom/webhook answers 503: %s",
-                error,
-            )
-            return cls(None, None)
-        api = WeComApi(
-            values["WECOM_CORP_ID"],
-            values["WECOM_SECRET"],
-            int(values["WECOM_AGENT_ID"]),
-            base_url=base,
+        assert settings.wecom_corp_id and settings.wecom_agent_id
+        assert settings.wecom_token and settings.wecom_aes_key and settings.wecom_secret
+        crypto = MessageCrypto.create(
+            settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id
         )
-        logger.info("WeCom channel ready (agent %s, API %s)", api.agent_id, base)
-        return cls(crypto, api, identity_secret=cls._identity_secret())
+        api = WeComApi(
+            settings.wecom_corp_id,
+            settings.wecom_secret,
+            int(settings.wecom_agent_id),
+            base_url=settings.wecom_api_base,
+        )
+        logger.info(
+            "WeCom channel ready (agent %s, API %s)",
+            api.agent_id,
+            settings.wecom_api_base,
+        )
+        return cls(crypto, api, identity_secret=cls.identity_secret_of(settings))
 
     def handshake(self, args: Mapping[str, str]) -> str:
         """Verify ``msg_signature`` over the encrypted echostr; return its plaintext."""

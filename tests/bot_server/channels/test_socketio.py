@@ -9,6 +9,7 @@ from rasa.core.channels.channel import UserMessage
 
 from bot_server.channels.socketio import GuardedSocketIOInput
 from bot_server.pipeline.replies import LAST_RESORT_TEXT
+from settings.processes import clear_settings
 
 
 async def _noop(message: Any) -> None:
@@ -132,6 +133,7 @@ def test_socket_origins_come_from_the_environment(
         "http://localhost:8080",
     ]
     monkeypatch.setenv("WEB_ALLOWED_ORIGINS", "https://chat.example.cn/, https://a.b")
+    clear_settings()  # a new process
     channel = socket_channel()
     channel.blueprint(lambda m: None)  # type: ignore[arg-type,return-value]
     assert channel.sio.eio.cors_allowed_origins == [

@@ -8,6 +8,7 @@ import pytest
 
 from bot_server.pipeline import gate as gate_stage
 from bot_server.pipeline.gate import gate, id_card_valid, luhn_valid, mask_personal_data
+from settings.processes import clear_settings
 from tests.bot_server.pipeline.support import (
     FakeAgent,
     Passed,
@@ -109,7 +110,9 @@ def test_our_own_button_payloads_and_the_test_switch_pass(
 ) -> None:
     assert gate("/affirm", {"/affirm"}).text == "/affirm"
     assert gate('/affirm{"x": 1}', {"/affirm"}).defused_command
+    assert gate("/restart").defused_command
     monkeypatch.setenv("ALLOW_INTENT_SYNTAX", "1")
+    clear_settings()  # a process started with the switch
     assert gate("/restart").text == "/restart"
 
 

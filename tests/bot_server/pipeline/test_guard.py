@@ -131,16 +131,6 @@ async def test_without_a_loaded_domain_the_last_resort_text_is_sent() -> None:
     assert texts(channel) == [replies.LAST_RESORT_TEXT]
 
 
-@pytest.mark.parametrize(
-    "raw, expected", [("", 8.0), ("2.5", 2.5), ("abc", 8.0), ("-1", 8.0)]
-)
-def test_the_deadline_comes_from_the_environment(
-    monkeypatch: pytest.MonkeyPatch, raw: str, expected: float
-) -> None:
-    monkeypatch.setenv("REPLY_DEADLINE_SECONDS", raw)
-    assert guard.reply_deadline_s() == expected
-
-
 def test_the_failure_message_is_the_one_the_pinned_rasa_processor_logs() -> None:
     import inspect
 

@@ -35,6 +35,8 @@ from devtools.wechat_apps import (
     wechat_crypto,
     wecom_crypto,
 )
+from settings import SettingsError
+from settings.processes import clear_settings
 from tests.bot_server.channels.support import served_like_rasa
 from tests.bot_server.channels.wechat.support import (
     IDENTITY_SECRET,
@@ -83,6 +85,7 @@ def test_wecom_from_the_environment(clean_env: pytest.MonkeyPatch) -> None:
     assert channel.crypto == wecom_crypto()
     assert channel.identity_secret == IDENTITY_SECRET
     clean_env.setenv("WECOM_API_BASE", "http://127.0.0.1:9/")
+    clear_settings()  # read once per process: a new process
     channel = WeComInput.from_credentials(None)
     assert channel.api is not None and channel.api.base_url == "http://127.0.0.1:9"
 
@@ -103,44 +106,42 @@ def test_official_account_from_the_environment(clean_env: pytest.MonkeyPatch) ->
 @pytest.mark.parametrize(
     "name, value, message",
     [
-        ("WECOM_AES_KEY", AES_KEY[:42], "EncodingAESKey must be 43 characters, got 42"),
-        ("WECOM_AES_KEY", "?" * 43, "EncodingAESKey is not base64"),
+        (
+            "WECOM_AES_KEY",
+            AES_KEY[:42],
+            "WECOM_AES_KEY=(secret): must be the 43-character",
+        ),
+        ("WECOM_AES_KEY", "?" * 43, "WECOM_AES_KEY=(secret): must be the 43-character"),
         (
             "WECOM_AGENT_ID",
             "agent-one",
-            "WECOM_AGENT_ID must be the app's numeric AgentId",
+            "WECOM_AGENT_ID='agent-one': must be the app's",
         ),
+        ("WECOM_TOKEN", "", "WeCom is partly configured: set WECOM_TOKEN"),
     ],
 )
-def test_invalid_wecom_settings_are_logged_as_errors_and_disable_the_channel(
-    clean_env: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-    name: str,
-    value: str,
-    message: str,
+def test_invalid_wecom_settings_refuse_to_start(
+    clean_env: pytest.MonkeyPatch, name: str, value: str, message: str
 ) -> None:
+    """Once a platform is meant to be on, a wrong value stops Rasa at start-up,
+    named (it used to log and answer 503, which a deployment could miss)."""
     for key, good in WECOM_ENV.items():
         clean_env.setenv(key, good)
     clean_env.setenv(name, value)
-    with caplog.at_level(logging.ERROR):
-        channel = WeComInput.from_credentials(None)
-    assert not channel.configured
-    assert message in caplog.text and "503" in caplog.text
-    assert (
-        value not in caplog.text or name == "WECOM_AGENT_ID"
-    )  # the key itself is never logged
+    with pytest.raises(SettingsError) as raised:
+        WeComInput.from_credentials(None)
+    assert message in str(raised.value)
+    assert not value or value not in str(raised.value) or name == "WECOM_AGENT_ID"
 
 
-def test_an_invalid_official_account_key_is_logged(
-    clean_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_an_invalid_official_account_key_refuses_to_start(
+    clean_env: pytest.MonkeyPatch,
 ) -> None:
     for key, good in WECHAT_ENV.items():
         clean_env.setenv(key, good)
     clean_env.setenv("WECHAT_AES_KEY", AES_KEY + "X")
-    with caplog.at_level(logging.ERROR):
-        channel = OfficialAccountInput.from_credentials(None)
-    assert not channel.configured
-    assert "43 characters, got 44" in caplog.text
+    with pytest.raises(SettingsError, match="WECHAT_AES_KEY"):
+        OfficialAccountInput.from_credentials(None)
 
 
 def test_values_in_credentials_yml_are_ignored_with_a_warning(
