@@ -241,6 +241,11 @@ class RasaServerSettings:
         """Every WECHAT_* credential is set (else the channel answers 503)."""
         return all(self._wechat().values())
 
+    def unset(self, platform: str) -> List[str]:
+        """The credentials of ``platform`` (wecom or wechat) left unset."""
+        values = self._wecom() if platform == "wecom" else self._wechat()
+        return [name for name, value in values.items() if not value]
+
     def _wecom(self) -> dict[str, Optional[str]]:
         return {
             "WECOM_CORP_ID": self.wecom_corp_id,

@@ -185,6 +185,8 @@ class WeChatStyleInput(InputChannel):
     and implement the GET handshake; ``check_inbound`` may add checks.
     """
 
+    # Which credentials of settings/ it needs ("wecom" or "wechat").
+    platform: ClassVar[str] = ""
     sender_prefix: ClassVar[str] = ""
     # The body of the immediate acknowledgement.
     ack_body: ClassVar[str] = ""
@@ -229,11 +231,22 @@ class WeChatStyleInput(InputChannel):
                 "%s: values in credentials.yml are ignored; set the environment",
                 cls.name(),
             )
-        return cls.from_settings(rasa_server_settings())
+        settings = rasa_server_settings()
+        unset = settings.unset(cls.platform)
+        if unset:
+            logger.info(
+                "%s channel not configured (unset: %s): "
+                "/webhooks/%s/webhook answers 503",
+                cls.name(),
+                ", ".join(unset),
+                cls.name(),
+            )
+            return cls(None, None)
+        return cls.from_settings(settings)
 
     @classmethod
     def from_settings(cls, settings: RasaServerSettings) -> WeChatStyleInput:
-        """The channel from the Rasa server's settings (unconfigured if unset)."""
+        """The channel from the platform's settings, all of them set."""
         raise NotImplementedError
 
     @classmethod

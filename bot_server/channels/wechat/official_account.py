@@ -48,6 +48,7 @@ class OfficialAccountOutput(WeChatStyleOutput):
 class OfficialAccountInput(WeChatStyleInput):
     """Messages of an Official Account's followers."""
 
+    platform: ClassVar[str] = "wechat"
     sender_prefix: ClassVar[str] = "wechat_mp_"
     ack_body: ClassVar[str] = "success"
     output_class: ClassVar[Type[WeChatStyleOutput]] = OfficialAccountOutput
@@ -59,14 +60,7 @@ class OfficialAccountInput(WeChatStyleInput):
 
     @classmethod
     def from_settings(cls, settings: RasaServerSettings) -> WeChatStyleInput:
-        """WECHAT_* settings (checked by settings/); unconfigured (503) when unset."""
-        if not settings.wechat_configured:
-            logger.info(
-                "Official Account channel not configured (unset: WECHAT_APP_ID, "
-                "WECHAT_APP_SECRET, WECHAT_TOKEN, WECHAT_AES_KEY): "
-                "/webhooks/wechat_mp/webhook answers 503"
-            )
-            return cls(None, None)
+        """The WECHAT_* settings (all set: from_credentials checked)."""
         assert settings.wechat_app_id and settings.wechat_app_secret
         assert settings.wechat_token and settings.wechat_aes_key
         crypto = MessageCrypto.create(

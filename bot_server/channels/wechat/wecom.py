@@ -43,6 +43,7 @@ class WeComOutput(WeChatStyleOutput):
 class WeComInput(WeChatStyleInput):
     """Messages of WeCom members to our self-built app."""
 
+    platform: ClassVar[str] = "wecom"
     sender_prefix: ClassVar[str] = "wecom_"
     ack_body: ClassVar[str] = ""
     output_class: ClassVar[Type[WeChatStyleOutput]] = WeComOutput
@@ -54,14 +55,7 @@ class WeComInput(WeChatStyleInput):
 
     @classmethod
     def from_settings(cls, settings: RasaServerSettings) -> WeChatStyleInput:
-        """WECOM_* settings (checked by settings/); unconfigured (503) when unset."""
-        if not settings.wecom_configured:
-            logger.info(
-                "WeCom channel not configured (unset: WECOM_CORP_ID, WECOM_AGENT_ID, "
-                "WECOM_SECRET, WECOM_TOKEN, WECOM_AES_KEY): "
-                "/webhooks/wecom/webhook answers 503"
-            )
-            return cls(None, None)
+        """The WECOM_* settings (all set: from_credentials checked)."""
         assert settings.wecom_corp_id and settings.wecom_agent_id
         assert settings.wecom_token and settings.wecom_aes_key and settings.wecom_secret
         crypto = MessageCrypto.create(

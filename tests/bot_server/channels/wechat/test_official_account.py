@@ -182,9 +182,7 @@ async def test_unconfigured_answers_503(
         "WECHAT_AES_KEY",
     ):
         monkeypatch.delenv(name, raising=False)
-    with caplog.at_level(
-        logging.INFO, logger="bot_server.channels.wechat.official_account"
-    ):
+    with caplog.at_level(logging.INFO, logger="bot_server.channels.wechat"):
         channel = OfficialAccountInput.from_credentials(None)
     assert "WECHAT_APP_ID" in caplog.text and not channel.configured
     async with serve(channel, FakeBot()) as webhook:

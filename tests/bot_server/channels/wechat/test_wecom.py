@@ -255,7 +255,7 @@ async def test_unconfigured_answers_503_and_says_so_once(
         "WECOM_AES_KEY",
     ):
         monkeypatch.delenv(name, raising=False)
-    with caplog.at_level(logging.INFO, logger="bot_server.channels.wechat.wecom"):
+    with caplog.at_level(logging.INFO, logger="bot_server.channels.wechat"):
         channel = WeComInput.from_credentials(None)
     assert "WECOM_CORP_ID" in caplog.text and "503" in caplog.text
     assert isinstance(channel, WeComInput) and not channel.configured
