@@ -211,6 +211,10 @@ def test_chat_in_the_browser(browser: Browser, demo_page: str, bot: Bot) -> None
     )
     assert page.evaluate("window.__typingSeen") is True
     assert bubbles(page, "user") == [SITUATION]
+    page.wait_for_selector(".quick-reply:not([disabled])", timeout=REPLY_TIMEOUT_MS)
+    wait_quiet(page)
+    # The README's picture of the page (docs/img/chat-page.png is a copy).
+    page.screenshot(path=str(OUTPUT / "first-answer.png"))
 
     # A quick reply: its title becomes the user's bubble, the bot answers.
     page.wait_for_selector(".quick-reply:not([disabled])", timeout=REPLY_TIMEOUT_MS)
