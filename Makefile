@@ -201,11 +201,14 @@ nlu-test: train
 	@echo "==> NLU on the older held-out file (tests/nlu_test, gate: macro-F1 >= $(NLU_MIN_F1))"
 	$(PY) -m scripts.eval_nlu --model $(MODEL) --data tests/nlu_test --out $(RESULTS)/nlu_eval.json --quiet --min-macro-f1 $(NLU_MIN_F1)
 
+# Each run is bounded: a story that never ends fails with a message, not a hang.
+STORY_TIMEOUT := timeout --foreground 900
+STORY_HUNG := { rc=$$?; [ $$rc = 124 ] && echo "error: the story test ran over 15 min and was stopped" >&2; exit $$rc; }
 story-test: train
 	@echo "==> test stories (--fail-on-prediction-errors)"
-	$(RASA) test core --model $(MODEL) --stories tests/stories --out $(RESULTS)/core --fail-on-prediction-errors --no-plot
+	$(STORY_TIMEOUT) $(RASA) test core --model $(MODEL) --stories tests/stories --out $(RESULTS)/core --fail-on-prediction-errors --no-plot || $(STORY_HUNG)
 	@echo "==> scam stories end to end (--e2e: the user's words through NLU too)"
-	$(RASA) test core --model $(MODEL) --stories tests/stories/test_scam.yml --e2e --out $(RESULTS)/core_scam --fail-on-prediction-errors --no-plot
+	$(STORY_TIMEOUT) $(RASA) test core --model $(MODEL) --stories tests/stories/test_scam.yml --e2e --out $(RESULTS)/core_scam --fail-on-prediction-errors --no-plot || $(STORY_HUNG)
 
 e2e: train browser web
 	@echo "==> end-to-end conversations (Rasa server + action server + account store)"
