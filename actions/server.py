@@ -14,6 +14,11 @@ custom actions read account data, so nobody but the Rasa server may call them:
 
 rasa_sdk itself binds 0.0.0.0 with CORS ``*`` and no authentication; here CORS
 is off (no browser has any business with this server).
+
+``GET /calls`` (token required like the rest) answers how many actions the
+server has run since it started: every call is an HTTP round trip from Rasa
+carrying the whole tracker, so `make bench` divides it by the user messages
+sent ("actions per user turn").
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-Action-Token"
 OPEN_PATHS = frozenset({"/health"})
+WEBHOOK_PATH = "/webhook"
 
 
 def authorised(given: Optional[str], token: Optional[str]) -> bool:
@@ -53,15 +59,23 @@ def authorised(given: Optional[str], token: Optional[str]) -> bool:
 def build_app(settings: ActionServerSettings, package: str = "actions") -> Sanic:
     """rasa_sdk's app for ``package`` behind the token check, without CORS."""
     app = create_app(package, cors_origins=None)
+    # One worker process (main() runs workers=1), so a plain counter is exact.
+    calls = {"total": 0}
 
     @app.middleware("request")
     async def require_token(request: Request) -> Optional[HTTPResponse]:
         if request.path in OPEN_PATHS:
             return None
         if authorised(request.headers.get(TOKEN_HEADER), settings.token):
+            if request.path == WEBHOOK_PATH:
+                calls["total"] += 1
             return None
         logger.warning("refused a call to %s without the action token", request.path)
         return json({"error": f"Missing or wrong {TOKEN_HEADER} header."}, status=401)
+
+    @app.get("/calls")
+    async def served(_request: Request) -> HTTPResponse:
+        return json(calls)
 
     return app
 

@@ -27,11 +27,20 @@ RASA = Path(sys.executable).with_name("rasa")
 STARTUP_TIMEOUT_S = 240
 
 
-def http(method: str, url: str, body: Optional[Any] = None, timeout: float = 30) -> Any:
+def http(
+    method: str,
+    url: str,
+    body: Optional[Any] = None,
+    timeout: float = 30,
+    headers: Optional[Dict[str, str]] = None,
+) -> Any:
     """One JSON request; the decoded JSON answer (an HTTP error raises)."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
+        url,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read() or b"null")
@@ -83,6 +92,10 @@ class Bot:
         )
         return result
 
+    def action_calls(self) -> int:
+        """How many actions the action server has run since it started."""
+        return action_calls(self.action_url, self.env)
+
     def reset(self, sender: str) -> None:
         """Start this conversation afresh (a restart event through the API)."""
         http(
@@ -101,6 +114,13 @@ class Bot:
             for e in since
             if e.get("event") == "bot"
         ]
+
+
+def action_calls(action_url: str, env: Dict[str, str]) -> int:
+    """The action server's count of actions run (GET /calls, actions/server.py)."""
+    token = env.get("ACTION_SERVER_TOKEN", "")
+    headers = {"X-Action-Token": token} if token else {}
+    return int(http("GET", f"{action_url}/calls", headers=headers)["total"])
 
 
 def _start(

@@ -34,7 +34,15 @@ second of the level's wall time. Also: the duration of the last ``make train``
 it is a full training only after a clean clone), model size, resident memory
 of the Rasa and action servers after the load.
 
-Prints three tables, writes results/bench_e2e.json and results/bench_e2e.png.
+Actions per user turn: the action server's count of actions run (``GET
+/calls``, actions/server.py) over the messages of each level (``bare`` has no
+action server: 0); each action is an HTTP round trip from Rasa carrying the
+whole tracker. After the levels, a few conversations one message at a time
+(a one-cause account, a several-cause account, an anonymous user) give the
+count per kind of turn, with Rasa's predictions per turn (the policies run once
+per predicted action, action_listen included).
+
+Prints four tables, writes results/bench_e2e.json and results/bench_e2e.png.
 Numbers, not assertions: a missed target is reported, not a failure.
 
     python -m scripts.bench_e2e [--levels 1,8,32] [--messages-per-user N]
@@ -66,6 +74,8 @@ from tabulate import tabulate  # type: ignore[import-untyped]
 
 from devtools.harness import (
     MODEL,
+    Bot,
+    action_calls,
     base_env,
     prod_env,
     seed_accounts,
@@ -74,7 +84,7 @@ from devtools.harness import (
     stop,
 )
 from devtools.project import ROOT
-from devtools.scenarios import OPENING
+from devtools.scenarios import OPENING, Turn, costed_walk
 from devtools.servers import free_port, postgres_server, redis_server
 from scripts.bench_support import (
     BareModel,
@@ -146,6 +156,8 @@ class LevelStats:
     wall_s: float
     conversations: int
     error_kinds: Dict[str, int] = field(default_factory=dict)
+    # Actions the action server ran per message (None: not measured).
+    actions_per_turn: Optional[float] = None
 
 
 @dataclass
@@ -167,6 +179,8 @@ class Report:
     resources: List[Resources] = field(default_factory=list)
     # Texts our conversations sent, replayed to nlu and bare.
     recorded: List[List[str]] = field(default_factory=list)
+    # Per system: the turns of the conversations walked one message at a time.
+    turns: Dict[str, List[Turn]] = field(default_factory=dict)
 
 
 # --- talking to a server ---------------------------------------------------
@@ -179,6 +193,8 @@ class Target:
     name: str
     base_url: str
     parse_only: bool = False
+    # The action server's count of actions run, for systems that have one.
+    calls: Optional[Callable[[], int]] = None
 
     @property
     def url(self) -> str:
@@ -325,7 +341,12 @@ async def run_level(
 
 
 def summarise(
-    system: str, users: int, samples: List[Sample], conversations: int, wall_s: float
+    system: str,
+    users: int,
+    samples: List[Sample],
+    conversations: int,
+    wall_s: float,
+    calls: Optional[int] = None,
 ) -> LevelStats:
     """Percentiles, errors and throughput of one level."""
     latencies = [sample.ms for sample in samples] or [0.0]
@@ -343,6 +364,9 @@ def summarise(
         wall_s=round(wall_s, 1),
         conversations=conversations,
         error_kinds=dict(kinds),
+        actions_per_turn=(
+            round(calls / len(samples), 2) if calls is not None and samples else None
+        ),
     )
 
 
@@ -352,10 +376,16 @@ def measure(target: Target, plan: Plan, options: Options, report: Report) -> Non
     for users in options.levels:
         budget = options.budget(users)
         print(f"  {target.name}: {users} users, {budget} messages", flush=True)
+        before = target.calls() if target.calls else None
         samples, conversations, wall_s = asyncio.run(
             run_level(target, plan, users, budget)
         )
-        stats = summarise(target.name, users, samples, len(conversations), wall_s)
+        calls = target.calls() - before if target.calls and before is not None else None
+        if target.name == "bare":
+            calls = 0  # no custom actions, no action server
+        stats = summarise(
+            target.name, users, samples, len(conversations), wall_s, calls
+        )
         report.levels.append(stats)
         if not target.parse_only and target.name != "bare":
             report.recorded.extend(conversations)
@@ -364,6 +394,21 @@ def measure(target: Target, plan: Plan, options: Options, report: Report) -> Non
 
 
 # --- the systems -------------------------------------------------------------
+
+
+# The fixtures whose conversations are walked one message at a time to count
+# the actions per kind of turn: one cause, several causes, none in the store.
+COST_FIXTURES = ("demo_account_frozen", "demo_multi_credit")
+ANONYMOUS_SENDER = "bench_visitor_cost"
+
+
+def cost_senders(ids: Sequence[str]) -> List[str]:
+    """Bench accounts of COST_FIXTURES (their last copies), then an anonymous user."""
+    picked = [
+        next(i for i in reversed(ids) if i.endswith(f"_{fixture}"))
+        for fixture in COST_FIXTURES
+    ]
+    return [*picked, ANONYMOUS_SENDER]
 
 
 def replayed(report: Report) -> List[List[str]]:
@@ -407,9 +452,16 @@ def measure_our_bot(
         actions = start_actions(env, profile.action_port, logs / f"{name}-actions.log")
         rasa = start_rasa(env, rasa_port, logs / f"{name}-rasa.log", profile.endpoints)
         base_url = f"http://127.0.0.1:{rasa_port}"
+        action_url = f"http://127.0.0.1:{profile.action_port}"
         if name in options.systems:
             plan = Plan(iter(ids), walk_script())
-            measure(Target(name, base_url), plan, options, report)
+            counted = Target(
+                name, base_url, calls=lambda: action_calls(action_url, env)
+            )
+            measure(counted, plan, options, report)
+            bot = Bot(base_url, action_url, env)
+            walks = [costed_walk(bot, sender) for sender in cost_senders(ids)]
+            report.turns[name] = [turn for turns in walks for turn in turns]
         if name == "embedded" and "nlu" in options.systems:
             plan = Plan(itertools.repeat("nlu"), replay_script(replayed(report)))
             measure(Target("nlu", base_url, parse_only=True), plan, options, report)
@@ -485,13 +537,50 @@ def run_bare(options: Options, logs: Path, report: Report) -> None:
 def level_table(report: Report) -> str:
     """Rows per system and level."""
     headers = ["system", "users", "messages", "errors", "p50 ms", "p95 ms",
-               "p99 ms", "msgs/s"]  # fmt: skip
+               "p99 ms", "msgs/s", "actions/turn"]  # fmt: skip
     rows = [
         [s.system, s.users, s.messages, s.errors, s.p50_ms, s.p95_ms, s.p99_ms,
-         s.msgs_per_s]
+         s.msgs_per_s, "-" if s.actions_per_turn is None else s.actions_per_turn]
         for s in report.levels
     ]  # fmt: skip
     return tabulate(rows, headers, floatfmt=".1f")
+
+
+def turn_cost(report: Report) -> List[Dict[str, Any]]:
+    """Mean action calls and predictions per kind of turn, per system."""
+    rows: List[Dict[str, Any]] = []
+    for system, turns in report.turns.items():
+        kinds = dict.fromkeys(turn.kind for turn in turns)
+        for kind in kinds:
+            of_kind = [turn for turn in turns if turn.kind == kind]
+            rows.append({
+                "system": system,
+                "turn": kind,
+                "turns": len(of_kind),
+                "actions_per_turn": round(
+                    sum(t.action_calls for t in of_kind) / len(of_kind), 2),
+                "predictions_per_turn": round(
+                    sum(t.predictions for t in of_kind) / len(of_kind), 2),
+            })  # fmt: skip
+        if turns:
+            rows.append({
+                "system": system,
+                "turn": "all turns",
+                "turns": len(turns),
+                "actions_per_turn": round(
+                    sum(t.action_calls for t in turns) / len(turns), 2),
+                "predictions_per_turn": round(
+                    sum(t.predictions for t in turns) / len(turns), 2),
+            })  # fmt: skip
+    return rows
+
+
+def turn_table(rows: List[Dict[str, Any]]) -> str:
+    """Actions per user turn, by kind of turn (the walked conversations)."""
+    headers = ["system", "turn", "turns", "actions/turn", "predictions/turn"]
+    keys = ["system", "turn", "turns", "actions_per_turn", "predictions_per_turn"]
+    return tabulate([[row[k] for k in keys] for row in rows], headers,
+                    floatfmt=".2f")  # fmt: skip
 
 
 def stats_at(report: Report, system: str, users: int) -> Optional[LevelStats]:
@@ -606,7 +695,10 @@ def _draw(report: Report, levels: Sequence[int], path: Path) -> None:
 
 
 def write_json(
-    report: Report, options: Options, checked: List[Dict[str, Any]], path: Path
+    report: Report,
+    options: Options,
+    checked: List[Dict[str, Any]],
+    path: Path,
 ) -> None:
     """All numbers of the run, with what was run."""
     meta = {
@@ -627,6 +719,7 @@ def write_json(
         "latency": [asdict(s) for s in report.levels],
         "checks": checked,
         "resources": [asdict(r) for r in report.resources],
+        "actions_per_turn": turn_cost(report),
     }
     path.write_text(
         json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -696,6 +789,9 @@ def main(argv: Sequence[str]) -> int:
     print("\n" + level_table(report))
     print("\n" + check_table(checked))
     print("\n" + resource_table(report))
+    if report.turns:
+        print("\nactions per user turn (conversations walked one message at a time)")
+        print(turn_table(turn_cost(report)))
     write_json(report, options, checked, options.out / "bench_e2e.json")
     plot(report, options.levels, options.out / "bench_e2e.png")
     print(f"\nwrote {options.out / 'bench_e2e.json'}, {options.out / 'bench_e2e.png'}"

@@ -20,14 +20,18 @@ import yaml
 from actions.services.accounts import SqlAccountStore, load_fixtures
 from devtools.harness import RASA, wait_until_up
 from devtools.project import ROOT, load_domain
-from devtools.scenarios import ANSWERS, OPENING
+from devtools.scenarios import (
+    ANSWERS,
+    OPENING,
+    RATING_QUESTION,
+    STEP_QUESTIONS,
+    answer_to,
+)
 
 # What the simulated user says to the step questions and to the rating
 # question (as devtools.scenarios.walk does).
-STEP_ANSWER = "/affirm"
-RATING_ANSWER = "5"
-STEP_QUESTIONS = ("utter_ask_step_done", "utter_ask_step_ack")
-RATING_QUESTION = "utter_ask_satisfaction"
+STEP_ANSWER = answer_to(STEP_QUESTIONS[0]) or ""
+RATING_ANSWER = answer_to(RATING_QUESTION) or ""
 # The reply guard's apology (utter_service_trouble): the bot answered but
 # could not do its job, so the bench counts it as an error.
 APOLOGY_MARK = "系统暂时出了点问题"
