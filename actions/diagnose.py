@@ -1,181 +1,136 @@
-"""Start a diagnosis, gather the facts (store first, then the user), diagnose."""
+"""The diagnosis's first half: start, gather the facts (store, then user), diagnose.
+
+Parts of one user turn, called by the diagnosis form's validation action
+(actions/diagnosis_form.py) through a `Turn`; none of them is an action.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
-
-from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import EventType, SlotSet
-from rasa_sdk.executor import CollectingDispatcher
-from rasa_sdk.types import DomainDict
+from typing import Any, Dict, Optional
 
 from actions.common.accounts import identified_account, lookup
 from actions.common.facts import current_facts, kept_record, record_slot
 from actions.common.forms import extract_answer
-from actions.common.intents import SITUATIONS, latest_intent
+from actions.common.intents import SITUATIONS
+from actions.common.outcomes import UNFINISHED_SLOT, record_outcome
+from actions.common.turn import Turn
 from actions.diagnosis.engine import default_rules
 from actions.diagnosis.enums import LookupStatus, Reply
 from actions.diagnosis.questions import ASKED_BY_NAME, questions_left
 
-# Slots of one walk through the fixes, cleared when a new diagnosis starts.
+# Slots of one diagnosis after the facts, cleared when a new one starts.
 WALK_SLOTS = (
     "findings",
     "current_finding",
-    "step_prompted",
     "steps_tried",
-    "step_done",
+    "step_answer",
     "satisfaction",
     "rating_unclear",
+    "resume_choice",
     "case_id",
-    # Carried over from an old session, it would make the next form read the
-    # new complaint as the answer to the old question.
-    "requested_slot",
 )
 
 
-class ActionStartDiagnosis(Action):
-    """Looks the account up, or prepares to ask; the facts form follows."""
+async def start(turn: Turn, over: bool = False) -> None:
+    """Say what happens next, keep the store's record; `over`: the user's restart.
 
-    def name(self) -> Text:
-        """Name in the domain."""
-        return "action_start_diagnosis"
+    From here the diagnosis counts as abandoned until it ends
+    (actions/common/outcomes.py).
+    """
+    if turn.intent in SITUATIONS:
+        turn.say(SITUATIONS[turn.intent])
+        turn.set(problem_text=turn.text)
+    elif over:
+        turn.say("utter_start_over")
+    turn.clear(*WALK_SLOTS)
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
-        """Says what happens next and keeps the store's record, if any."""
-        intent = latest_intent(tracker)
-        if intent in SITUATIONS:
-            dispatcher.utter_message(response=SITUATIONS[intent])
-        events: List[EventType] = [SlotSet(slot, None) for slot in WALK_SLOTS]
-        events.append(SlotSet("problem_text", tracker.latest_message.get("text")))
+    account_id = identified_account(turn.tracker)
+    result = await lookup(account_id)
+    if result.status is LookupStatus.FOUND and result.facts is not None:
+        turn.say("utter_lookup_found", account_id=account_id)
+        turn.set(account_id=account_id, facts_source="store")
+    elif result.status is LookupStatus.UNAVAILABLE:
+        turn.say("utter_lookup_unavailable")
+        turn.set(facts_source="unavailable")
+        turn.clear("account_id")
+    else:
+        turn.say("utter_ask_intro")
+        turn.set(facts_source="user")
+        turn.clear("account_id")
+    # The record of this diagnosis's account; none clears an earlier one.
+    record = record_slot(result.facts)
+    if record != {name: turn.get(name) for name in record}:
+        turn.set(**record)
+    turn.set(**{UNFINISHED_SLOT: True})
+    await record_outcome(turn.tracker, "abandoned")
 
-        account_id = identified_account(tracker)
-        result = await lookup(account_id)
-        if result.status is LookupStatus.FOUND and result.facts is not None:
-            dispatcher.utter_message(
-                response="utter_lookup_found", account_id=account_id
-            )
-            events += [
-                SlotSet("account_id", account_id),
-                SlotSet("facts_source", "store"),
-            ]
-        elif result.status is LookupStatus.UNAVAILABLE:
-            dispatcher.utter_message(response="utter_lookup_unavailable")
-            events += [
-                SlotSet("facts_source", "unavailable"),
-                SlotSet("account_id", None),
-            ]
-        else:
-            dispatcher.utter_message(response="utter_ask_intro")
-            events += [SlotSet("facts_source", "user"), SlotSet("account_id", None)]
-        # The record of this diagnosis's account; none clears an earlier one.
-        events += [SlotSet(k, v) for k, v in record_slot(result.facts).items()]
-        return events
+
+def next_fact(turn: Turn) -> Optional[str]:
+    """The next question to ask: one the record leaves open, not skipped, unanswered."""
+    skipped = turn.get("facts_skipped") or []
+    left = questions_left(kept_record(turn.tracker), skipped)
+    return next((name for name in left if turn.get(name) is None), None)
 
 
 YES_NO_INTENTS = {"affirm": True, "deny": False}
 
 
-class ValidateFactsForm(FormValidationAction):
-    """Reads free Chinese answers ("六百多", "绑了一张") into typed facts.
+def answers_the_question(turn: Turn, slot: str) -> bool:
+    """Whether the latest message's words read as an answer to the fact asked."""
+    return ASKED_BY_NAME[slot].parse(turn.text) is not None
 
-    Extraction and validation follow the declared questions (ASKED_FACTS in
-    actions/diagnosis/questions.py) rather than one extract_/validate_ method
-    per slot.
+
+def read_volunteered(turn: Turn) -> None:
+    """Read the facts Rasa took from this message's entities ("被冻结了")."""
+    for slot, value in turn.tracker.slots_to_validate().items():
+        if slot in ASKED_BY_NAME and isinstance(value, str):
+            turn.set(**read(turn, slot, value, asked=False))
+
+
+def read_answer(turn: Turn, asked: str) -> bool:
+    """Read the answer to the asked fact; False when the message is none.
+
+    A message that is no answer is a digression: a rule answers it and the
+    question is asked again.
     """
-
-    def name(self) -> Text:
-        """Name in the domain."""
-        return "validate_facts_form"
-
-    async def required_slots(
-        self,
-        domain_slots: List[Text],
-        dispatcher: CollectingDispatcher,
-        tracker: Tracker,
-        domain: DomainDict,
-    ) -> List[Text]:
-        """The questions the store's record leaves open, less those skipped."""
-        skipped = tracker.get_slot("facts_skipped") or []
-        left = questions_left(kept_record(tracker), skipped)
-        return [slot for slot in domain_slots if slot in left]
-
-    async def get_extraction_events(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
-        """Fill the asked-for fact from the latest message (see extract_answer)."""
-        slot = tracker.get_slot("requested_slot")
-        if slot not in ASKED_BY_NAME:
-            return []
-        extracted = extract_answer(tracker, slot, ASKED_BY_NAME[slot].parse)
-        tracker.slots.update(extracted)
-        return [SlotSet(name, value) for name, value in extracted.items()]
-
-    async def get_validation_events(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
-        """Validate every fact set since the user's last message."""
-        events: List[EventType] = []
-        for slot, value in tracker.slots_to_validate().items():
-            result = (
-                self.read(slot, value, dispatcher, tracker)
-                if slot in ASKED_BY_NAME
-                else {slot: value}
-            )
-            events += [SlotSet(name, v) for name, v in result.items()]
-            tracker.slots.update(result)
-        return events
-
-    @staticmethod
-    def read(
-        slot: str, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker
-    ) -> Dict[Text, Any]:
-        """Typed value, a skip ("不知道"), or None with a request to say it again."""
-        if value is None or isinstance(value, bool | int):
-            return {slot: value}  # already read
-        asked = ASKED_BY_NAME[slot]
-        parsed = asked.parse(str(value))
-        if parsed is None and asked.yes_no:
-            parsed = YES_NO_INTENTS.get(latest_intent(tracker))
-        if parsed is Reply.SKIP:
-            skipped = list(tracker.get_slot("facts_skipped") or [])
-            return {slot: None, "facts_skipped": [*skipped, slot]}
-        if parsed is None and tracker.get_slot("requested_slot") == slot:
-            # Only an answer to our question is worth a "please say again";
-            # text picked up when the form starts was not an answer.
-            dispatcher.utter_message(response="utter_answer_unclear")
-        return {slot: parsed}
+    answer = extract_answer(turn.tracker, asked, ASKED_BY_NAME[asked].parse)
+    if not answer:
+        return False
+    read_volunteered(turn)
+    turn.set(**read(turn, asked, answer[asked], asked=True))
+    return True
 
 
-class ActionDiagnose(Action):
-    """Runs the engine and tells the user what it found, most important first."""
+def read(turn: Turn, slot: str, value: Any, asked: bool) -> Dict[str, Any]:
+    """Typed value, a skip ("不知道"), or None (with "please say again" if `asked`)."""
+    question = ASKED_BY_NAME[slot]
+    parsed = question.parse(str(value))
+    if parsed is None and question.yes_no:
+        parsed = YES_NO_INTENTS.get(turn.intent)
+    if parsed is Reply.SKIP:
+        skipped = list(turn.get("facts_skipped") or [])
+        return {slot: None, "facts_skipped": [*skipped, slot]}
+    if parsed is None and asked:
+        turn.say("utter_answer_unclear")
+    return {slot: parsed}
 
-    def name(self) -> Text:
-        """Name in the domain."""
-        return "action_diagnose"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
-        """Sets `findings` and the first finding to walk through."""
-        diagnosis = default_rules().diagnose(current_facts(tracker))
-        if not diagnosis.findings:
-            partial = set(diagnosis.unknown_facts) & set(ASKED_BY_NAME)
-            dispatcher.utter_message(
-                response="utter_no_single_cause_partial"
-                if partial
-                else "utter_no_single_cause"
-            )
-            return [SlotSet("findings", []), SlotSet("current_finding", None)]
-        dispatcher.utter_message(
-            response="utter_diagnosis_intro", count=len(diagnosis.findings)
+def diagnose(turn: Turn) -> None:
+    """Run the engine and tell the user what it found, most important first."""
+    diagnosis = default_rules().diagnose(current_facts(turn.tracker))
+    if not diagnosis.findings:
+        partial = set(diagnosis.unknown_facts) & set(ASKED_BY_NAME)
+        turn.say(
+            "utter_no_single_cause_partial" if partial else "utter_no_single_cause"
         )
-        for finding in diagnosis.findings:
-            dispatcher.utter_message(response=finding.explanation)
-        dispatcher.utter_message(response="utter_diagnosis_walk_intro")
-        return [
-            SlotSet("findings", list(diagnosis.codes)),
-            SlotSet("current_finding", diagnosis.findings[0].code),
-            SlotSet("steps_tried", []),
-        ]
+        turn.set(findings=[])
+        return
+    turn.say("utter_diagnosis_intro", count=len(diagnosis.findings))
+    for finding in diagnosis.findings:
+        turn.say(finding.explanation)
+    turn.say("utter_diagnosis_walk_intro")
+    turn.set(
+        findings=list(diagnosis.codes),
+        current_finding=diagnosis.findings[0].code,
+        steps_tried=[],
+    )

@@ -1,4 +1,4 @@
-"""Hand the conversation to a human with a case summary; count abandoned walks."""
+"""Hand the conversation to a human with a case summary."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common.blocking import run_blocking
-from actions.common.outcomes import record_outcome
+from actions.common.outcomes import UNFINISHED_SLOT, record_outcome
 from actions.services.cases import case_store
 from actions.services.sql import StoreUnavailable
 
@@ -74,19 +74,8 @@ class ActionHandoff(Action):
             return []
         await record_outcome(tracker, "handed_off")
         dispatcher.utter_message(response="utter_handoff", case_id=case_id)
-        return [SlotSet("case_id", case_id), ConversationPaused()]
-
-
-class ActionAbandonDiagnosis(Action):
-    """The user leaves mid-diagnosis: count it as abandoned."""
-
-    def name(self) -> Text:
-        """Name in the domain."""
-        return "action_abandon_diagnosis"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> List[EventType]:
-        """Records the outcome; the rule then says goodbye."""
-        await record_outcome(tracker, "abandoned")
-        return [SlotSet("current_finding", None)]
+        events: List[EventType] = [SlotSet("case_id", case_id)]
+        if tracker.get_slot(UNFINISHED_SLOT):
+            # A human has the diagnosis now: nothing left to offer to resume.
+            events.append(SlotSet(UNFINISHED_SLOT, False))
+        return [*events, ConversationPaused()]

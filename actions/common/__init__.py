@@ -1,6 +1,7 @@
-"""What the skills share: account lookups, blocking calls, facts, forms, outcomes.
+"""What the skills share: lookups, blocking calls, facts, forms, outcomes, turns.
 
-A skill module (one that defines actions: clarify, diagnose, fixes, handoff)
+A skill module (one that defines actions: clarify, diagnosis_form, handoff)
 imports from here and never from another skill (tests/actions/test_skills.py).
-Nothing here defines an action.
+Nothing here defines an action. The diagnosis form's turn is in parts that
+define none either (diagnose, fixes, resume): only diagnosis_form uses them.
 """

@@ -206,3 +206,16 @@ def parse_rating(text: str) -> Answer:
     if re.search(r"满意|不错|挺好|好", text):
         return 4
     return None
+
+
+def parse_resume_choice(text: str) -> Optional[bool]:
+    """To "continue where we left off, or start over?": True continues, False restarts.
+
+    The two choices are read by their words first (重新开始 holds no negation,
+    不用了，重来 holds one); a plain short yes/no answers the question as asked.
+    """
+    if re.search(r"重新|从头|重来|再查|新的|换个", text):
+        return False
+    if re.search(r"继续|接着|接上", text):
+        return True
+    return parse_short_yes_no(text)

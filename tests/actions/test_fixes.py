@@ -1,4 +1,4 @@
-"""The fixes skill: the walk one finding at a time, the re-check, wrap-up, rating."""
+"""The diagnosis's second half: the walk one finding at a time, re-check, wrap-up, rating."""
 
 from __future__ import annotations
 
@@ -8,62 +8,65 @@ import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common.facts import RECORD_SLOT
-from actions.diagnose import ValidateFactsForm
+from actions.common.turn import Turn
 from actions.diagnosis.facts import parse_facts
-from actions.fixes import (
-    ActionAskStepDone,
-    ActionWrapUp,
-    ValidateFixForm,
-    ValidateRatingForm,
-)
+from actions.fixes import answer_current_step, rate, show_step, wrap_up
 from actions.services.accounts import SqlAccountStore
 from actions.services.cases import case_store
 from devtools.tracker import make_tracker
-from tests.actions.support import DOMAIN, fixture_record, responses, slots, user
+from tests.actions.support import (
+    ACTIVATED,
+    REJECTED,
+    asked_turn,
+    fixture_record,
+    responses,
+    run_form,
+    slots,
+    user,
+)
 
 
-async def test_ask_step_shows_steps_once_then_a_reminder() -> None:
-    tracker = make_tracker(slots={"current_finding": "no_bank_card"})
-    first = CollectingDispatcher()
-    events = await ActionAskStepDone().run(first, tracker, DOMAIN)
-    assert responses(first) == ["utter_fix_no_bank_card", "utter_ask_step_done"]
-    again = CollectingDispatcher()
-    tracker = make_tracker(slots={"current_finding": "no_bank_card", **slots(events)})
-    await ActionAskStepDone().run(again, tracker, DOMAIN)
-    assert responses(again) == [
+def turn_of(sender: str = "test_user", **tracker: Any) -> Turn:
+    return Turn(make_tracker(sender, **tracker), CollectingDispatcher())
+
+
+def test_a_step_is_shown_whole_and_repeated_short() -> None:
+    first = turn_of(slots={"current_finding": "no_bank_card"})
+    show_step(first)
+    assert responses(first.dispatcher) == [
+        "utter_fix_no_bank_card",
+        "utter_ask_step_done",
+    ]
+    again = turn_of(slots={"current_finding": "no_bank_card"})
+    show_step(again, again=True)
+    assert responses(again.dispatcher) == [
         "utter_ask_step_again",
         "utter_fix_no_bank_card",
         "utter_ask_step_done",
     ]
-    waiting = CollectingDispatcher()
-    await ActionAskStepDone().run(
-        waiting,
-        make_tracker(slots={"current_finding": "frequent_credit_inquiries"}),
-        DOMAIN,
-    )
-    assert responses(waiting)[-1] == "utter_ask_step_ack"
-    assert waiting.messages[0]["wait_days"] == 30
+    waiting = turn_of(slots={"current_finding": "frequent_credit_inquiries"})
+    show_step(waiting)
+    assert responses(waiting.dispatcher)[-1] == "utter_ask_step_ack"
+    assert waiting.dispatcher.messages[0]["wait_days"] == 30
 
 
 def walking(account_id: str, finding: str, **more: Any) -> dict[str, Any]:
     """The slots of a store-identified walk at `finding`, nothing tried yet."""
     return {"facts_source": "store", "account_id": account_id,
             RECORD_SLOT: fixture_record(account_id), "current_finding": finding,
-            "steps_tried": [], "requested_slot": "step_done", **more}  # fmt: skip
+            "findings": [finding], "steps_tried": [],
+            "requested_slot": "step_answer", **more}  # fmt: skip
 
 
 async def answer(
     account: str, finding: str, text: str, intent: str
 ) -> tuple[list[str], dict[str, Any]]:
-    """What the fix form says and sets when the user answers `text` at `finding`."""
-    dispatcher = CollectingDispatcher()
-    tracker = make_tracker(
+    """What answering `text` at `finding` says and sets."""
+    turn = turn_of(
         account, slots=walking(account, finding), latest_message=user(text, intent)
     )
-    result = await ValidateFixForm().validate_step_done(
-        text, dispatcher, tracker, DOMAIN
-    )
-    return responses(dispatcher), result
+    await answer_current_step(turn, text)
+    return responses(turn.dispatcher), slots(turn.events())
 
 
 async def test_done_is_rechecked_against_the_store(seeded_db_url: str) -> None:
@@ -102,7 +105,7 @@ async def test_only_done_reads_the_store_again(
 
 
 @pytest.mark.parametrize("intent", ["affirm", "inform"])
-async def test_the_fix_form_reads_card_bound_as_done_whatever_the_label(
+async def test_card_bound_is_done_whatever_the_label(
     seeded_db_url: str, intent: str
 ) -> None:
     # "卡绑好了" is a judgement call between affirm and inform for the NLU; the
@@ -111,20 +114,12 @@ async def test_the_fix_form_reads_card_bound_as_done_whatever_the_label(
         "demo_no_bank_card",
         parse_facts({**fixture_record("demo_healthy"), "bank_cards": 1}),
     )
-    tracker = make_tracker(
-        "demo_no_bank_card",
-        slots=walking("demo_no_bank_card", "no_bank_card"),
-        latest_message=user("卡绑好了", intent),
-    )
-    form = ValidateFixForm()
-    extracted = await form.extract_step_done(CollectingDispatcher(), tracker, DOMAIN)
-    assert extracted["step_done"]
-    dispatcher = CollectingDispatcher()
-    result = await form.validate_step_done(
-        extracted["step_done"], dispatcher, tracker, DOMAIN
-    )
-    assert responses(dispatcher) == ["utter_recheck_confirmed"]
-    assert result["steps_tried"] == [
+    events, said = await run_form(
+        asked_turn("step_answer", "卡绑好了", intent, "demo_no_bank_card",
+                   **walking("demo_no_bank_card", "no_bank_card"))
+    )  # fmt: skip
+    assert said[0] == "utter_recheck_confirmed"
+    assert slots(events)["steps_tried"] == [
         {"code": "no_bank_card", "answer": "done", "recheck": "confirmed"}
     ]
 
@@ -139,99 +134,133 @@ async def test_done_but_store_not_updated_is_pending_and_walk_moves_on(
     assert result["current_finding"] == "real_name_incomplete"
 
 
-async def test_cannot_gives_the_alternative_and_unclear_asks_again() -> None:
-    dispatcher = CollectingDispatcher()
-    tracker = make_tracker(
-        slots={
-            "facts_source": "user",
-            "bank_cards": 0,
-            "current_finding": "no_bank_card",
-            "requested_slot": "step_done",
-        },
+async def test_one_call_answers_the_step_and_shows_the_next(
+    seeded_db_url: str,
+) -> None:
+    events, said = await run_form(
+        asked_turn("step_answer", "弄好了", "affirm", "demo_multi_new_user",
+                   **walking("demo_multi_new_user", "account_not_activated"))
+    )  # fmt: skip
+    assert said == [
+        "utter_recheck_pending",
+        "utter_fix_real_name_incomplete",
+        "utter_ask_step_done",
+    ]
+    assert slots(events)["requested_slot"] == "step_answer"
+
+
+async def test_the_last_step_brings_the_wrap_up_and_the_rating_question(
+    seeded_db_url: str,
+) -> None:
+    events, said = await run_form(
+        asked_turn("step_answer", "做不到", "deny", "demo_no_bank_card",
+                   **walking("demo_no_bank_card", "no_bank_card"))
+    )  # fmt: skip
+    assert said == ["utter_fix_alt_no_bank_card", "utter_wrapup_pending"]
+    set_ = slots(events)
+    assert set_["requested_slot"] == "satisfaction"  # Rasa asks it
+    assert set_["diagnosis_unfinished"] is False
+    assert case_store().outcome("demo_no_bank_card")["outcome"] == "resolved_by_bot"
+
+
+async def test_unclear_gives_a_hint_and_the_step_again() -> None:
+    events, said = await run_form(
+        asked_turn("step_answer", "?", "nlu_fallback", current_finding="no_bank_card")
+    )
+    assert said == [
+        "utter_step_answer_hint",
+        "utter_ask_step_again",
+        "utter_fix_no_bank_card",
+        "utter_ask_step_done",
+    ]
+    assert slots(events) == {"step_answer": None, "requested_slot": "step_answer"}
+
+
+async def test_cannot_gives_the_alternative() -> None:
+    turn = turn_of(
+        slots={"facts_source": "user", "bank_cards": 0,
+               "current_finding": "no_bank_card", "requested_slot": "step_answer"},
         latest_message=user("做不到", "deny"),
-    )
-    result = await ValidateFixForm().validate_step_done(
-        "做不到", dispatcher, tracker, DOMAIN
-    )
-    assert responses(dispatcher) == ["utter_fix_alt_no_bank_card"]
-    assert (
-        result["steps_tried"][0]["answer"] == "cannot"
-        and result["current_finding"] is None
-    )
-    unclear = CollectingDispatcher()
-    tracker = make_tracker(
-        slots={"current_finding": "no_bank_card", "requested_slot": "step_done"},
-        latest_message=user("?", "nlu_fallback"),
-    )
-    assert await ValidateFixForm().validate_step_done(
-        "?", unclear, tracker, DOMAIN
-    ) == {"step_done": None}
-    assert responses(unclear) == ["utter_step_answer_hint"]
+    )  # fmt: skip
+    assert await answer_current_step(turn, "做不到")
+    assert responses(turn.dispatcher) == ["utter_fix_alt_no_bank_card"]
+    result = slots(turn.events())
+    assert result["steps_tried"][0]["answer"] == "cannot"
+    assert result["current_finding"] is None
 
 
-async def test_wrap_up_records_the_outcome(seeded_db_url: str) -> None:
-    dispatcher = CollectingDispatcher()
-    tracker = make_tracker(
+async def test_a_digression_mid_step_is_left_to_the_rules_then_the_step_resumes() -> (
+    None
+):
+    events, said = await run_form(
+        asked_turn(
+            "step_answer", "借呗利息怎么算", "faq", current_finding="no_bank_card"
+        )
+    )
+    assert events == [] and said == []
+    events, said = await run_form(
+        asked_turn("step_answer", "借呗利息怎么算", "faq", after=REJECTED,
+                   current_finding="no_bank_card")
+    )  # fmt: skip
+    assert said == [
+        "utter_ask_step_again",
+        "utter_fix_no_bank_card",
+        "utter_ask_step_done",
+    ]
+    assert slots(events) == {"requested_slot": "step_answer"}
+
+
+async def test_wrap_up_records_the_outcome_and_the_rating(seeded_db_url: str) -> None:
+    turn = turn_of(
         "conv-wrap",
         slots={"findings": ["frequent_credit_inquiries"],
                "steps_tried": [{"code": "frequent_credit_inquiries", "answer": "acknowledged"}]},
     )  # fmt: skip
-    await ActionWrapUp().run(dispatcher, tracker, DOMAIN)
-    assert responses(dispatcher) == ["utter_wrapup_pending"]
-    assert dispatcher.messages[0]["wait_days"] == 30
+    await wrap_up(turn)
+    assert responses(turn.dispatcher) == ["utter_wrapup_pending"]
+    assert turn.dispatcher.messages[0]["wait_days"] == 30
     assert case_store().outcome("conv-wrap")["outcome"] == "resolved_by_bot"
-    rating = CollectingDispatcher()
-    tracker = make_tracker("conv-wrap", slots={"requested_slot": "satisfaction"})
-    result = await ValidateRatingForm().validate_satisfaction(
-        "五星", rating, tracker, DOMAIN
+    events, said = await run_form(
+        asked_turn("satisfaction", "五星", "inform", "conv-wrap")
     )
-    assert result == {"satisfaction": 5}
+    assert said == ["utter_rating_thanks"]
+    assert slots(events) == {"satisfaction": 5, "requested_slot": None}
     assert case_store().outcome("conv-wrap")["rating"] == 5
 
 
-async def test_a_new_complaint_is_not_read_as_a_fix_step_answer() -> None:
-    # Nothing is extracted: the form rejects the turn and a rule starts over.
-    tracker = make_tracker(
-        "demo_account_frozen",
-        slots={"current_finding": "account_frozen", "requested_slot": "step_done"},
-        latest_message=user("我的支付宝里找不到借呗了", "jiebei_entry_missing"),
-    )
-    assert (
-        await ValidateFixForm().extract_step_done(
-            CollectingDispatcher(), tracker, DOMAIN
-        )
-        == {}
-    )
+async def test_a_new_complaint_mid_step_starts_over_in_the_same_call(
+    seeded_db_url: str,
+) -> None:
+    events, said = await run_form(
+        asked_turn("step_answer", "我的支付宝里找不到借呗了", "jiebei_entry_missing",
+                   "demo_account_frozen",
+                   **walking("demo_account_frozen", "account_frozen"))
+    )  # fmt: skip
+    assert said[:2] == ["utter_situation_entry_missing", "utter_lookup_found"]
+    assert "utter_fix_alt_account_frozen" not in said
+    assert said[-2:] == ["utter_fix_account_frozen", "utter_ask_step_done"]
+    assert slots(events)["requested_slot"] == "step_answer"
 
 
-async def test_rating_form_gives_up_politely_after_two_unclear_answers() -> None:
-    form = ValidateRatingForm()
-    first = CollectingDispatcher()
-    asked = make_tracker(slots={"requested_slot": "satisfaction"})
-    result = await form.validate_satisfaction("看情况", first, asked, DOMAIN)
-    assert result == {"satisfaction": None, "rating_unclear": 1}
-    assert responses(first) == ["utter_rating_unclear"]
-    second = CollectingDispatcher()
-    again = make_tracker(slots={"requested_slot": "satisfaction", "rating_unclear": 1})
-    result = await form.validate_satisfaction("哈哈", second, again, DOMAIN)
-    assert result == {"satisfaction": "skipped", "rating_unclear": None}
-    assert responses(second) == ["utter_rating_given_up"]
+async def test_rating_gives_up_politely_after_two_unclear_answers() -> None:
+    first = turn_of(slots={"requested_slot": "satisfaction"})
+    assert not await rate(first, "看情况")
+    assert slots(first.events()) == {"satisfaction": None, "rating_unclear": 1}
+    assert responses(first.dispatcher) == ["utter_rating_unclear"]
+    second = turn_of(slots={"requested_slot": "satisfaction", "rating_unclear": 1})
+    assert await rate(second, "哈哈")
+    assert slots(second.events()) == {"satisfaction": "skipped", "rating_unclear": None}
+    assert responses(second.dispatcher) == ["utter_rating_given_up"]
 
 
-async def test_text_picked_up_when_a_form_starts_is_not_an_answer() -> None:
-    # Rasa offers the opening message to a form's slots when the form starts.
-    dispatcher = CollectingDispatcher()
-    opening = user("我的支付宝里找不到借呗了", "jiebei_entry_missing")
-    tracker = make_tracker(
-        slots={"current_finding": "no_bank_card"}, latest_message=opening
-    )
-    assert await ValidateFixForm().validate_step_done(
-        opening["text"], dispatcher, tracker, DOMAIN
-    ) == {"step_done": None}
-    assert await ValidateRatingForm().validate_satisfaction(
-        opening["text"], dispatcher, tracker, DOMAIN
-    ) == {"satisfaction": None}
-    assert ValidateFactsForm.read(
-        "sesame_score", opening["text"], dispatcher, tracker
-    ) == {"sesame_score": None}
-    assert dispatcher.messages == []
+async def test_the_opening_message_is_no_answer_to_anything(
+    seeded_db_url: str,
+) -> None:
+    # The form starts on the complaint; old slots may say a step or the rating
+    # was asked, but the words are the complaint, not an answer.
+    events, said = await run_form(
+        asked_turn("satisfaction", "我的支付宝里找不到借呗了", "jiebei_entry_missing",
+                   "visitor", after=ACTIVATED, current_finding="no_bank_card")
+    )  # fmt: skip
+    assert said == ["utter_situation_entry_missing", "utter_ask_intro"]
+    assert slots(events)["requested_slot"] == "account_status"

@@ -1,4 +1,4 @@
-"""The handoff skill: a readable case for a human, the pause, abandoned walks."""
+"""The handoff skill: a readable case for a human, the pause."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Dict, List
 import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.handoff import ActionAbandonDiagnosis, ActionHandoff
+from actions.handoff import ActionHandoff
 from actions.services.cases import SCAM_MARKER, case_store, render_case
 from devtools.tracker import make_tracker
 from tests.actions.support import DOMAIN, responses, slots
@@ -36,7 +36,7 @@ async def test_handoff_stores_a_readable_case_and_pauses(seeded_db_url: str) -> 
         "demo_account_frozen",
         slots={"account_id": "demo_account_frozen", "findings": ["account_frozen"],
                "steps_tried": [{"code": "account_frozen", "answer": "cannot"}],
-               "problem_text": "借呗不见了"},
+               "problem_text": "借呗不见了", "diagnosis_unfinished": True},
         events=events,
     )  # fmt: skip
     dispatcher = CollectingDispatcher()
@@ -51,6 +51,8 @@ async def test_handoff_stores_a_readable_case_and_pauses(seeded_db_url: str) -> 
     assert case["scam_reported"] is True
     assert render_case(case or {}).splitlines()[0] == SCAM_MARKER
     assert case_store().outcome("demo_account_frozen")["outcome"] == "handed_off"
+    # a human has the diagnosis now: nothing to offer to resume
+    assert slots(result)["diagnosis_unfinished"] is False
 
 
 async def test_handoff_flags_a_scam_only_from_this_session(seeded_db_url: str) -> None:
@@ -84,9 +86,3 @@ async def test_handoff_without_a_case_store_says_how_to_reach_a_human(
     dispatcher = CollectingDispatcher()
     result = await ActionHandoff().run(dispatcher, make_tracker("x"), DOMAIN)
     assert responses(dispatcher) == ["utter_handoff_failed"] and result == []
-
-
-async def test_abandon_is_counted(seeded_db_url: str) -> None:
-    tracker = make_tracker("conv-gone", slots={"findings": ["low_activity"]})
-    await ActionAbandonDiagnosis().run(CollectingDispatcher(), tracker, DOMAIN)
-    assert case_store().outcome("conv-gone")["outcome"] == "abandoned"

@@ -12,9 +12,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import identity
 from actions.common.accounts import identified_account
 from actions.common.facts import RECORD_SLOT
-from actions.diagnose import ActionStartDiagnosis
+from actions.diagnosis_form import ValidateDiagnosisForm
 from devtools.tracker import make_tracker
 from settings import ActionSettings, SettingsError, load
+from tests.actions.support import ACTIVATED
 
 SECRET = "s" * 40
 OTHER_SECRET = "x" * 40
@@ -86,6 +87,10 @@ def message(metadata: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
+# The diagnosis form's first call: the user's complaint, then the form started.
+STARTED = [{"event": "user"}, ACTIVATED]
+
+
 @pytest.fixture
 def verified_mode(monkeypatch: pytest.MonkeyPatch, seeded_db_url: str) -> None:
     monkeypatch.setenv("BOT_PROFILE", "prod")
@@ -109,12 +114,14 @@ async def test_in_production_no_valid_token_reads_no_account_data(
     verified_mode: None, metadata: Optional[Dict[str, Any]]
 ) -> None:
     # the conversation id names a real account: it must not matter
-    tracker = make_tracker("demo_account_frozen", latest_message=message(metadata))
+    tracker = make_tracker(
+        "demo_account_frozen", latest_message=message(metadata), events=STARTED
+    )
     assert identified_account(tracker) is None
     dispatcher = CollectingDispatcher()
-    events = await ActionStartDiagnosis().run(dispatcher, tracker, {})
+    events = await ValidateDiagnosisForm().run(dispatcher, tracker, {})
     set_ = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
-    assert set_["facts_source"] == "user" and set_[RECORD_SLOT] is None
+    assert set_["facts_source"] == "user" and set_.get(RECORD_SLOT) is None
     assert "account_status" not in set_ and "sesame_score" not in set_
     assert "utter_lookup_found" not in [m["response"] for m in dispatcher.messages]
 
@@ -123,10 +130,12 @@ async def test_in_production_a_valid_token_reads_its_own_account(
     verified_mode: None,
 ) -> None:
     metadata = {identity.METADATA_KEY: token(sub="demo_account_frozen")}
-    tracker = make_tracker("any-session-id", latest_message=message(metadata))
+    tracker = make_tracker(
+        "any-session-id", latest_message=message(metadata), events=STARTED
+    )
     assert identified_account(tracker) == "demo_account_frozen"
     dispatcher = CollectingDispatcher()
-    events = await ActionStartDiagnosis().run(dispatcher, tracker, {})
+    events = await ValidateDiagnosisForm().run(dispatcher, tracker, {})
     set_ = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
     assert set_["facts_source"] == "store"
     assert set_[RECORD_SLOT]["account_status"] == "frozen"

@@ -196,7 +196,7 @@ def test_a_restarted_instance_continues_the_conversation_mid_form(
         cluster.bot(0).say(reference, text)
         cluster.bot(0).say(sender, text)
     before = state(cluster.bot(0).tracker(sender))
-    assert before["active_loop"] == "facts_form"
+    assert before["active_loop"] == "diagnosis_form"
     assert before["slots"]["real_name_verified"] is False
 
     cluster.stop_rasa(0)
@@ -279,7 +279,7 @@ def test_after_a_postgresql_restart_the_next_messages_work(cluster: Cluster) -> 
             replies = bot.say(sender, text)
             assert replies and not trouble_reply(replies), text
         assert user_texts(bot.tracker(sender)) == turns[:6]
-        assert bot.tracker(sender)["active_loop"]["name"] == "facts_form"
+        assert bot.tracker(sender)["active_loop"]["name"] == "diagnosis_form"
 
 
 def test_personal_data_never_reaches_the_postgresql_tracker_store(
@@ -340,7 +340,7 @@ def test_the_action_server_answers_only_the_rasa_server(cluster: Cluster) -> Non
     actions = f"http://127.0.0.1:{cluster.action_port}"
     call = json.dumps(
         {
-            "next_action": "action_start_diagnosis",
+            "next_action": "validate_diagnosis_form",
             "sender_id": "demo_account_frozen",
             "tracker": {"sender_id": "demo_account_frozen", "events": []},
             "domain": {},

@@ -8,8 +8,9 @@ import pytest
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common.forms import extract_answer
+from actions.common.turn import Turn
 from actions.diagnosis.answers import parse_sesame_score
-from actions.fixes import ValidateFixForm, ValidateRatingForm
+from actions.fixes import read_rating, read_step_answer
 from devtools.tracker import make_tracker
 
 
@@ -48,15 +49,10 @@ def test_nothing_is_extracted_for_a_slot_not_asked() -> None:
     assert extract_answer(tracker, "sesame_score", parse_sesame_score) == {}
 
 
-async def test_step_answer_and_rating_extraction() -> None:
-    dispatcher = CollectingDispatcher()
-    yes = asked("step_done", "弄完啦", "affirm")
-    assert await ValidateFixForm().extract_step_done(dispatcher, yes, {}) == {
-        "step_done": "弄完啦"
-    }
-    faq = asked("step_done", "借呗逾期了怎么办", "faq")
-    assert await ValidateFixForm().extract_step_done(dispatcher, faq, {}) == {}
-    five = asked("satisfaction", "5", "goodbye")
-    assert await ValidateRatingForm().extract_satisfaction(dispatcher, five, {}) == {
-        "satisfaction": "5"
-    }
+def test_step_answer_and_rating_extraction() -> None:
+    yes = Turn(asked("step_answer", "弄完啦", "affirm"), CollectingDispatcher())
+    assert read_step_answer(yes) == "弄完啦"
+    faq = Turn(asked("step_answer", "借呗逾期了怎么办", "faq"), CollectingDispatcher())
+    assert read_step_answer(faq) is None
+    five = Turn(asked("satisfaction", "5", "goodbye"), CollectingDispatcher())
+    assert read_rating(five) == "5"

@@ -11,6 +11,7 @@ from actions.diagnosis.answers import (
     parse_count,
     parse_overdue,
     parse_rating,
+    parse_resume_choice,
     parse_sesame_score,
     parse_yes_no,
 )
@@ -98,6 +99,16 @@ def test_account_status(text: str, value: Any) -> None:
 )  # fmt: skip
 def test_rating(text: str, value: Any) -> None:
     assert parse_rating(text) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("继续", True), ("接着上次的做", True), ("好的", True), ("重新开始", False),
+     ("从头再来吧", False), ("上次的不用了，重来", False), ("不要", False),
+     ("嗯？怎么回事", None), ("我想问点别的事情，跟这个没关系", None)],
+)  # fmt: skip
+def test_resume_choice(text: str, value: Any) -> None:
+    assert parse_resume_choice(text) == value
 
 
 TABLE = default_rules()
