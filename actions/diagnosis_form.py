@@ -45,7 +45,12 @@ from actions.diagnose import (
     read_volunteered,
     start,
 )
-from actions.diagnosis.answers import parse_rating, parse_resume_choice
+from actions.diagnosis.answers import (
+    is_cancel,
+    parse_rating,
+    parse_resume_choice,
+    wants_to_go_on,
+)
 from actions.diagnosis.questions import ASKED_BY_NAME
 from actions.fixes import (
     RATING_SLOT,
@@ -89,9 +94,15 @@ class ValidateDiagnosisForm(Action):
 
 
 async def activate(turn: Turn) -> None:
-    """A complaint starts a diagnosis; anything else offers the unfinished one."""
+    """A complaint starts a diagnosis; anything else offers the unfinished one.
+
+    "继续" needs no offer: the user asked to go on.
+    """
     if turn.intent not in SITUATIONS and turn.get(UNFINISHED_SLOT) and can_resume(turn):
-        offer(turn)
+        if wants_to_go_on(turn.text):
+            go_on(turn)
+        else:
+            offer(turn)
         return
     await restart(turn)
 
@@ -147,8 +158,18 @@ def is_new_complaint(turn: Turn, answered: bool) -> bool:
     return turn.intent in SITUATIONS and not answered
 
 
+def pause(turn: Turn) -> bool:
+    """Stop here ("算了"); the diagnosis stays unfinished, to go on another time."""
+    turn.say("utter_diagnosis_paused")
+    # Set again: a turn without a slot event would be read as no answer.
+    turn.set(**{UNFINISHED_SLOT: True, "requested_slot": None})
+    return True
+
+
 async def answer_fact(turn: Turn, asked: str) -> bool:
     """A fact: read it, then the next question (or the diagnosis)."""
+    if is_cancel(turn.text):
+        return pause(turn)
     if is_new_complaint(turn, answers_the_question(turn, asked)):
         return await restart(turn)
     if not read_answer(turn, asked):
@@ -189,18 +210,26 @@ async def answer_choice(turn: Turn) -> bool:
     """Go on where we left off, or start over."""
     if is_new_complaint(turn, parse_resume_choice(turn.text) is not None):
         return await restart(turn)
+    if is_cancel(turn.text) and parse_resume_choice(turn.text) is None:
+        return pause(turn)
     if is_digression(turn):
         return False
     choice = read_choice(turn)
-    turn.set(**{CHOICE_SLOT: choice})
     if choice is None:
         turn.say("utter_resume_question")
-        turn.set(requested_slot=CHOICE_SLOT)
+        turn.set(**{CHOICE_SLOT: None, "requested_slot": CHOICE_SLOT})
     elif not choice:
         await restart(turn, over=True)
-    elif turn.get("current_finding"):
+    else:
+        go_on(turn)
+    return True
+
+
+def go_on(turn: Turn) -> None:
+    """Back where we left off: the step again, or Rasa asks the next fact."""
+    turn.set(**{CHOICE_SLOT: True})
+    if turn.get("current_finding"):
         show_step(turn, again=True)
         turn.set(requested_slot=STEP_SLOT)
     else:
         turn.set(requested_slot=next_fact(turn))
-    return True

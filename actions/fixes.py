@@ -44,7 +44,10 @@ RECHECK_RESPONSES = {
     Recheck.NOTED: "utter_recheck_noted",
 }
 DEFAULT_WAIT_DAYS = 30
-ANSWER_INTENTS = {"affirm": True, "inform": True, "deny": False}
+# A yes/no intent answers "完成了吗?" whatever the words; any other message
+# (an inform like "卡绑好了") answers only if its words read as yes or no, so
+# a fact told out of turn ("我芝麻分六百多") is not taken for "done".
+YES_NO_INTENTS = {"affirm": True, "deny": False}
 
 
 def current_finding(turn: Turn) -> Optional[Finding]:
@@ -80,7 +83,7 @@ def read_step_answer(turn: Turn) -> Optional[str]:
 
     A yes/no intent answers; otherwise the words are read like other answers.
     """
-    if turn.intent in ANSWER_INTENTS:
+    if turn.intent in YES_NO_INTENTS:
         return turn.text or "yes"
     answer = extract_answer(turn.tracker, STEP_SLOT, parse_short_yes_no)
     return answer.get(STEP_SLOT)
@@ -92,7 +95,7 @@ async def answer_current_step(turn: Turn, text: str) -> bool:
     False when the answer was unclear (the hint is said; the step stays).
     """
     finding = current_finding(turn)
-    said_yes = ANSWER_INTENTS.get(turn.intent)
+    said_yes = YES_NO_INTENTS.get(turn.intent)
     if said_yes is None:
         said_yes = parse_short_yes_no(text)
     if finding is None or said_yes is None:

@@ -31,6 +31,14 @@ _SEVERAL = re.compile(r"好几|很多|不少|一堆|好多|N多|n多|多次|频�
 _RANGE = re.compile(
     r"([一二两三四五六七八九])([一二两三四五六七八九])(?=[次个张笔家回项]|$)"
 )
+# A greeting holds a 好 but says neither yes nor how good ("你好" is no "好的").
+_GREETING = re.compile(
+    r"^(你好|您好|你们好|大家好|哈喽|嗨|hi|hello)[呀啊吖!！。.~～]*$", re.IGNORECASE
+)
+# "Never mind" to the whole diagnosis, not an answer to any question.
+_CANCEL = re.compile(
+    r"算了|不查了|不用查了|不想查了|不弄了|不想弄了|先不弄|先不查|不需要了|不用了"
+)
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千幺俩]+")
 
@@ -64,6 +72,16 @@ def _first_number(text: str) -> Optional[int]:
         if value is not None:
             return value
     return None
+
+
+def is_greeting(text: str) -> bool:
+    """A bare greeting ("你好"): an answer to nothing."""
+    return bool(_GREETING.match(text.strip()))
+
+
+def is_cancel(text: str) -> bool:
+    """Whether the user drops the diagnosis for now ("算了", "不查了")."""
+    return bool(_CANCEL.search(text))
 
 
 def is_unknown(text: str) -> bool:
@@ -149,6 +167,8 @@ def parse_short_yes_no(text: str) -> Optional[bool]:
         r"[?？吗么呢]|怎么|咋|为啥|什么", text
     ):
         return None
+    if is_greeting(text):
+        return None
     return parse_yes_no(text)
 
 
@@ -184,6 +204,8 @@ def parse_account_status(text: str) -> Answer:
 
 def parse_rating(text: str) -> Answer:
     """A 1-5 satisfaction rating; a skip when the user declines."""
+    if is_greeting(text):
+        return None
     if re.search(r"跳过|不评|不打分|算了|不想|不用", text):
         return Reply.SKIP
     # A digit standing alone ("5", "给4分"), not part of a number, a word or
@@ -208,14 +230,22 @@ def parse_rating(text: str) -> Answer:
     return None
 
 
+def wants_to_go_on(text: str) -> bool:
+    """Whether the user asks to go on where we left off ("继续", "接着来")."""
+    return bool(re.search(r"继续|接着|接上", text))
+
+
 def parse_resume_choice(text: str) -> Optional[bool]:
     """To "continue where we left off, or start over?": True continues, False restarts.
 
     The two choices are read by their words first (重新开始 holds no negation,
-    不用了，重来 holds one); a plain short yes/no answers the question as asked.
+    不用了，重来 holds one); then "never mind" is no choice (算了 holds a 了,
+    a yes); a plain short yes/no answers the question as asked.
     """
     if re.search(r"重新|从头|重来|再查|新的|换个", text):
         return False
-    if re.search(r"继续|接着|接上", text):
+    if wants_to_go_on(text):
         return True
+    if is_cancel(text):
+        return None  # "算了" is neither: the user drops it for now
     return parse_short_yes_no(text)

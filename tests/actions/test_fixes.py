@@ -210,6 +210,22 @@ async def test_a_digression_mid_step_is_left_to_the_rules_then_the_step_resumes(
     assert slots(events) == {"requested_slot": "step_answer"}
 
 
+async def test_a_greeting_mid_step_is_no_answer() -> None:
+    events, said = await run_form(
+        asked_turn("step_answer", "你好", "greet", current_finding="no_bank_card")
+    )
+    assert events == [] and said == []  # the greet rule answers; the step resumes
+
+
+async def test_a_fact_told_at_a_step_is_not_taken_for_done() -> None:
+    events, said = await run_form(
+        asked_turn("step_answer", "我芝麻分六百多", "inform",
+                   current_finding="no_bank_card")
+    )  # fmt: skip
+    assert said[0] == "utter_step_answer_hint"
+    assert "steps_tried" not in slots(events)
+
+
 async def test_wrap_up_records_the_outcome_and_the_rating(seeded_db_url: str) -> None:
     turn = turn_of(
         "conv-wrap",
@@ -226,6 +242,8 @@ async def test_wrap_up_records_the_outcome_and_the_rating(seeded_db_url: str) ->
     assert said == ["utter_rating_thanks"]
     assert slots(events) == {"satisfaction": 5, "requested_slot": None}
     assert case_store().outcome("conv-wrap")["rating"] == 5
+    _, said = await run_form(asked_turn("satisfaction", "你好", "greet", "conv-wrap"))
+    assert said == []  # a greeting is no 4-star rating
 
 
 async def test_a_new_complaint_mid_step_starts_over_in_the_same_call(

@@ -105,10 +105,31 @@ def test_rating(text: str, value: Any) -> None:
     ("text", "value"),
     [("继续", True), ("接着上次的做", True), ("好的", True), ("重新开始", False),
      ("从头再来吧", False), ("上次的不用了，重来", False), ("不要", False),
-     ("嗯？怎么回事", None), ("我想问点别的事情，跟这个没关系", None)],
+     ("嗯？怎么回事", None), ("我想问点别的事情，跟这个没关系", None),
+     ("算了", None)],
 )  # fmt: skip
 def test_resume_choice(text: str, value: Any) -> None:
     assert parse_resume_choice(text) == value
+
+
+@pytest.mark.parametrize("text", ["你好", "您好！", "hello", "哈喽~"])
+def test_a_greeting_is_no_yes_and_no_rating(text: str) -> None:
+    # 你好 holds a 好, which once answered "完成了吗?" and rated 4 stars
+    from actions.diagnosis.answers import parse_short_yes_no
+
+    assert parse_short_yes_no(text) is None and parse_rating(text) is None
+    assert parse_short_yes_no("好的") is True and parse_rating("挺好") == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "cancel"),
+    [("算了", True), ("算了不查了", True), ("先不弄了", True), ("不用了", True),
+     ("没有", False), ("还没实名", False), ("不知道", False), ("正常", False)],
+)  # fmt: skip
+def test_never_mind(text: str, cancel: bool) -> None:
+    from actions.diagnosis.answers import is_cancel
+
+    assert is_cancel(text) is cancel
 
 
 TABLE = default_rules()
