@@ -178,7 +178,7 @@ def bare_domain() -> Dict[str, Any]:
 
 
 def bare_data() -> Dict[str, Any]:
-    """NLU examples, a rule intent → response, and two stories for TED."""
+    """NLU examples, a rule intent → response, and two stories."""
     rules = [
         {
             "rule": f"answer {intent}",

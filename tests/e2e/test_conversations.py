@@ -14,7 +14,7 @@ from actions.services.accounts import load_fixtures
 from actions.services.cases import SCAM_MARKER, CaseStore, render_case
 from devtools.harness import Bot, http, running_bot
 from devtools.project import ROOT, load_domain, story_messages
-from devtools.scenarios import walk
+from devtools.scenarios import costed_walk, walk
 
 pytestmark = pytest.mark.e2e
 
@@ -325,3 +325,18 @@ def test_the_same_complaint_inside_a_fix_step_is_not_read_as_its_answer(
     assert not any(name.startswith("utter_fix_alt_") for name in again)
     assert again[:2] == ["utter_situation_entry_missing", "utter_lookup_found"]
     assert again[-1] in ("utter_ask_step_done", "utter_ask_step_ack")
+
+
+@pytest.mark.parametrize(
+    "sender",
+    ["demo_account_frozen", "demo_multi_credit", "demo_healthy", "visitor_cost"],
+)
+def test_every_turn_of_a_diagnosis_is_one_action_call(bot: Bot, sender: str) -> None:
+    # Each action call is an HTTP round trip from Rasa carrying the whole
+    # tracker; each prediction a run of the policies (issue 12). The opening,
+    # every answer, the last step (wrap-up) and the rating: one call each,
+    # and two predictions (the form, then action_listen).
+    turns = costed_walk(bot, sender)
+    assert len(turns) >= 2
+    assert [(t.kind, t.action_calls) for t in turns] == [(t.kind, 1) for t in turns]
+    assert {t.predictions for t in turns} == {2}
