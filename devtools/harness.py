@@ -104,6 +104,12 @@ class Bot:
             {"event": "restart"},
         )
 
+    def replies_to(self, sender: str, text: str) -> List[str]:
+        """Send ``text``; the names of the responses the bot sent to it."""
+        before = len(self.utterances(sender))
+        self.say(sender, text)
+        return self.utterances(sender)[before:]
+
     def utterances(self, sender: str) -> List[str]:
         """Names of the responses the bot sent since the last restart, in order."""
         events = self.tracker(sender)["events"]

@@ -92,10 +92,8 @@ def costed_walk(bot: Bot, sender: str, opening: str = OPENING) -> List[Turn]:
     asked, text = "", opening
     for _ in range(MAX_TURNS):
         before_calls = bot.action_calls()
-        before = bot.utterances(sender)
-        bot.say(sender, text)
+        said = bot.replies_to(sender, text)
         calls = bot.action_calls() - before_calls
-        said = bot.utterances(sender)[len(before) :]
         turns.append(
             Turn(turn_kind(asked, said), text, calls, _last_predictions(bot, sender))
         )

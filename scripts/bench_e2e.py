@@ -547,30 +547,20 @@ def level_table(report: Report) -> str:
 
 
 def turn_cost(report: Report) -> List[Dict[str, Any]]:
-    """Mean action calls and predictions per kind of turn, per system."""
+    """Mean action calls and predictions per kind of turn and overall, per system."""
     rows: List[Dict[str, Any]] = []
     for system, turns in report.turns.items():
         kinds = dict.fromkeys(turn.kind for turn in turns)
-        for kind in kinds:
-            of_kind = [turn for turn in turns if turn.kind == kind]
+        groups = [(kind, [t for t in turns if t.kind == kind]) for kind in kinds]
+        for kind, group in [*groups, ("all turns", turns)] if turns else []:
             rows.append({
                 "system": system,
                 "turn": kind,
-                "turns": len(of_kind),
+                "turns": len(group),
                 "actions_per_turn": round(
-                    sum(t.action_calls for t in of_kind) / len(of_kind), 2),
+                    sum(t.action_calls for t in group) / len(group), 2),
                 "predictions_per_turn": round(
-                    sum(t.predictions for t in of_kind) / len(of_kind), 2),
-            })  # fmt: skip
-        if turns:
-            rows.append({
-                "system": system,
-                "turn": "all turns",
-                "turns": len(turns),
-                "actions_per_turn": round(
-                    sum(t.action_calls for t in turns) / len(turns), 2),
-                "predictions_per_turn": round(
-                    sum(t.predictions for t in turns) / len(turns), 2),
+                    sum(t.predictions for t in group) / len(group), 2),
             })  # fmt: skip
     return rows
 

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.common.turn import Turn
 from devtools.tracker import make_tracker
 
 DOMAIN: Dict[str, Any] = {}
@@ -68,3 +69,14 @@ async def run_form(tracker: Tracker) -> Tuple[List[Dict[str, Any]], List[str]]:
     dispatcher = CollectingDispatcher()
     events = await ValidateDiagnosisForm().run(dispatcher, tracker, DOMAIN)
     return events, responses(dispatcher)
+
+
+async def asks(tracker: Tracker) -> Tuple[List[str], Optional[str]]:
+    """Run validate_diagnosis_form: what it said and the slot it asks for next."""
+    events, said = await run_form(tracker)
+    return said, slots(events).get("requested_slot")
+
+
+def turn_of(sender: str = "test_user", **tracker: Any) -> Turn:
+    """A turn of the diagnosis form over a tracker made of `tracker`'s arguments."""
+    return Turn(make_tracker(sender, **tracker), CollectingDispatcher())

@@ -7,28 +7,23 @@ from typing import Any, Dict
 
 import pytest
 import yaml
-from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common.facts import RECORD_SLOT
-from actions.common.turn import Turn
 from actions.diagnose import diagnose, next_fact, read, start
 from actions.diagnosis.questions import ASKED_FACTS
 from actions.services.accounts import SqlAccountStore
 from actions.services.cases import case_store
 from devtools.project import ROOT
-from devtools.tracker import make_tracker
 from tests.actions.support import (
     asked_turn,
+    asks,
     fixture_record,
     responses,
     run_form,
     slots,
+    turn_of,
     user,
 )
-
-
-def turn_of(sender: str = "test_user", **tracker: Any) -> Turn:
-    return Turn(make_tracker(sender, **tracker), CollectingDispatcher())
 
 
 async def test_identified_account_is_looked_up(seeded_db_url: str) -> None:
@@ -206,18 +201,18 @@ async def test_the_last_answer_brings_the_diagnosis_and_first_step() -> None:
         "account_status": "normal", "bank_cards": 1, "sesame_score": 650,
         "overdue_count": 0, "facts_source": "user",
     }  # fmt: skip
-    events, said = await run_form(
-        asked_turn("credit_inquiries_last_30d", "没申请过", "inform", **answered,
-                   real_name_verified=False)
-    )  # fmt: skip
-    assert said == [
-        "utter_diagnosis_intro",
-        "utter_cause_real_name_incomplete",
-        "utter_diagnosis_walk_intro",
-        "utter_fix_real_name_incomplete",
-        "utter_ask_step_done",
-    ]
-    assert slots(events)["requested_slot"] == "step_answer"
+    last = asked_turn("credit_inquiries_last_30d", "没申请过", "inform", **answered,
+                      real_name_verified=False)  # fmt: skip
+    assert await asks(last) == (
+        [
+            "utter_diagnosis_intro",
+            "utter_cause_real_name_incomplete",
+            "utter_diagnosis_walk_intro",
+            "utter_fix_real_name_incomplete",
+            "utter_ask_step_done",
+        ],
+        "step_answer",
+    )
 
 
 async def test_a_digression_reads_nothing_so_rasa_hands_it_to_the_rules() -> None:

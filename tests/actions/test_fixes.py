@@ -5,29 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common.facts import RECORD_SLOT
-from actions.common.turn import Turn
 from actions.diagnosis.facts import parse_facts
 from actions.fixes import answer_current_step, rate, show_step, wrap_up
 from actions.services.accounts import SqlAccountStore
 from actions.services.cases import case_store
-from devtools.tracker import make_tracker
 from tests.actions.support import (
     ACTIVATED,
     REJECTED,
     asked_turn,
+    asks,
     fixture_record,
     responses,
     run_form,
     slots,
+    turn_of,
     user,
 )
-
-
-def turn_of(sender: str = "test_user", **tracker: Any) -> Turn:
-    return Turn(make_tracker(sender, **tracker), CollectingDispatcher())
 
 
 def test_a_step_is_shown_whole_and_repeated_short() -> None:
@@ -137,16 +132,16 @@ async def test_done_but_store_not_updated_is_pending_and_walk_moves_on(
 async def test_one_call_answers_the_step_and_shows_the_next(
     seeded_db_url: str,
 ) -> None:
-    events, said = await run_form(
-        asked_turn("step_answer", "弄好了", "affirm", "demo_multi_new_user",
-                   **walking("demo_multi_new_user", "account_not_activated"))
-    )  # fmt: skip
-    assert said == [
+    walk = walking("demo_multi_new_user", "account_not_activated")
+    tracker = asked_turn(
+        "step_answer", "弄好了", "affirm", "demo_multi_new_user", **walk
+    )
+    said = [
         "utter_recheck_pending",
         "utter_fix_real_name_incomplete",
         "utter_ask_step_done",
     ]
-    assert slots(events)["requested_slot"] == "step_answer"
+    assert await asks(tracker) == (said, "step_answer")
 
 
 async def test_the_last_step_brings_the_wrap_up_and_the_rating_question(

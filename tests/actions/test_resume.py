@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+import pytest
+
 from actions.common.facts import RECORD_SLOT
 from tests.actions.support import (
     ACTIVATED,
     REJECTED,
     asked_turn,
+    asks,
     fixture_record,
     run_form,
     slots,
@@ -33,17 +36,43 @@ LEFT_AT_A_FACT: Dict[str, Any] = {
 }
 
 
-async def test_a_greeting_hears_where_we_left_off() -> None:
-    events, said = await run_form(
-        asked_turn("step_answer", "你好", "greet", "demo_account_frozen",
-                   after=ACTIVATED, **LEFT_AT_A_STEP)
-    )  # fmt: skip
-    assert said == [
-        "utter_resume_fix",
-        "utter_cause_account_frozen",
-        "utter_resume_question",
-    ]
-    assert slots(events)["requested_slot"] == "resume_choice"
+STEP_AGAIN = ["utter_ask_step_again", "utter_fix_account_frozen", "utter_ask_step_done"]
+# (what the user says, its intent, the slot asked, what came before and the
+# slots carried over) -> (what the bot says, the slot it asks next)
+TURNS = {
+    "a greeting hears where we left off": (
+        ("你好", "greet", "step_answer", ACTIVATED, LEFT_AT_A_STEP),
+        (["utter_resume_fix", "utter_cause_account_frozen", "utter_resume_question"],
+         "resume_choice"),
+    ),
+    "继续 shows the step again": (
+        ("继续", "affirm", "resume_choice", None, LEFT_AT_A_STEP),
+        (STEP_AGAIN, "step_answer"),
+    ),
+    "继续 needs no offer": (
+        ("继续吧", "affirm", "step_answer", ACTIVATED, LEFT_AT_A_STEP),
+        (STEP_AGAIN, "step_answer"),
+    ),
+    "going on at the facts, Rasa asks the next one": (
+        ("好的", "affirm", "resume_choice", None, LEFT_AT_A_FACT),
+        ([], "real_name_verified"),
+    ),
+    "unclear: the question again": (
+        ("嗯？", "nlu_fallback", "resume_choice", None, LEFT_AT_A_STEP),
+        (["utter_resume_question"], "resume_choice"),
+    ),
+    "after a digression: the question again": (
+        ("借呗利息怎么算", "faq", "resume_choice", REJECTED, LEFT_AT_A_STEP),
+        (["utter_resume_question"], "resume_choice"),
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", TURNS)
+async def test_a_turn_at_the_offer(case: str) -> None:
+    (text, intent, asked, after, left), expected = TURNS[case]
+    tracker = asked_turn(asked, text, intent, "demo_account_frozen", after, **left)
+    assert await asks(tracker) == expected
 
 
 async def test_the_offer_says_how_far_we_got() -> None:
@@ -61,36 +90,6 @@ async def test_the_offer_says_how_far_we_got() -> None:
     offer(turn)
     assert turn.dispatcher.messages[0]["count"] == 2
     assert turn.dispatcher.messages[0]["step"] == 2
-
-
-async def test_continue_shows_the_step_again() -> None:
-    events, said = await run_form(
-        asked_turn("resume_choice", "继续", "affirm", "demo_account_frozen",
-                   **LEFT_AT_A_STEP)
-    )  # fmt: skip
-    assert said == [
-        "utter_ask_step_again",
-        "utter_fix_account_frozen",
-        "utter_ask_step_done",
-    ]
-    assert slots(events)["requested_slot"] == "step_answer"
-
-
-async def test_continue_needs_no_offer() -> None:
-    events, said = await run_form(
-        asked_turn("step_answer", "继续吧", "affirm", "demo_account_frozen",
-                   after=ACTIVATED, **LEFT_AT_A_STEP)
-    )  # fmt: skip
-    assert said[0] == "utter_ask_step_again"
-    assert slots(events)["requested_slot"] == "step_answer"
-
-
-async def test_continue_at_the_facts_asks_the_next_one() -> None:
-    events, said = await run_form(
-        asked_turn("resume_choice", "好的", "affirm", "visitor", **LEFT_AT_A_FACT)
-    )
-    assert said == []  # Rasa asks it
-    assert slots(events)["requested_slot"] == "real_name_verified"
 
 
 async def test_start_over_looks_the_account_up_afresh(seeded_db_url: str) -> None:
@@ -115,21 +114,11 @@ async def test_a_new_complaint_starts_afresh_without_an_offer(
     assert said[:2] == ["utter_situation_entry_missing", "utter_lookup_found"]
 
 
-async def test_unclear_asks_again_and_a_digression_is_left_to_the_rules() -> None:
-    events, said = await run_form(
-        asked_turn("resume_choice", "嗯？", "nlu_fallback", **LEFT_AT_A_STEP)
-    )
-    assert said == ["utter_resume_question"]
-    assert slots(events)["requested_slot"] == "resume_choice"
+async def test_a_digression_is_left_to_the_rules() -> None:
     events, said = await run_form(
         asked_turn("resume_choice", "借呗利息怎么算", "faq", **LEFT_AT_A_STEP)
     )
     assert events == [] and said == []
-    events, said = await run_form(
-        asked_turn("resume_choice", "借呗利息怎么算", "faq", after=REJECTED,
-                   **LEFT_AT_A_STEP)
-    )  # fmt: skip
-    assert said == ["utter_resume_question"]
 
 
 async def test_never_mind_pauses_the_diagnosis_unfinished() -> None:

@@ -5,24 +5,18 @@ Run by `make e2e` (part of `make test`) after training.
 
 from __future__ import annotations
 
-from typing import Iterator, List
+from typing import List
 
 import pytest
 
 from actions.diagnosis.engine import CAUSE_CODES, default_rules
 from actions.services.accounts import load_fixtures
 from actions.services.cases import SCAM_MARKER, CaseStore, render_case
-from devtools.harness import Bot, http, running_bot
+from devtools.harness import Bot, http
 from devtools.project import ROOT, load_domain, story_messages
 from devtools.scenarios import costed_walk, walk
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
-    with running_bot(tmp_path_factory.mktemp("bot")) as running:
-        yield running
 
 
 def cases(bot: Bot) -> CaseStore:

@@ -8,29 +8,14 @@ Rasa's own action carries the slots over, not the form.
 
 from __future__ import annotations
 
-from typing import Iterator, List
-
 import pytest
 
 from actions.services.cases import CaseStore
-from devtools.harness import Bot, http, running_bot
+from devtools.harness import Bot, http
 
 pytestmark = pytest.mark.e2e
 
 OFFER = ["utter_resume_fix", "utter_cause_account_frozen", "utter_resume_question"]
-
-
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
-    with running_bot(tmp_path_factory.mktemp("bot")) as running:
-        yield running
-
-
-def said(bot: Bot, sender: str, text: str) -> List[str]:
-    """The responses the bot sent to `text`."""
-    before = len(bot.utterances(sender))
-    bot.say(sender, text)
-    return bot.utterances(sender)[before:]
 
 
 def outcome(bot: Bot, sender: str) -> str:
@@ -41,7 +26,9 @@ def outcome(bot: Bot, sender: str) -> str:
 def left_at_a_fix_step(bot: Bot, sender: str = "demo_account_frozen") -> str:
     """A conversation that stops at the first fix step; then a new session."""
     bot.reset(sender)
-    assert said(bot, sender, "我的支付宝里找不到借呗了")[-1] == "utter_ask_step_done"
+    assert (
+        bot.replies_to(sender, "我的支付宝里找不到借呗了")[-1] == "utter_ask_step_done"
+    )
     http(
         "POST",
         bot.api(f"/conversations/{sender}/execute"),
@@ -62,28 +49,28 @@ def test_a_conversation_that_stops_mid_way_is_counted_as_abandoned(bot: Bot) -> 
 def test_a_returning_user_hears_where_we_left_off_and_goes_on(bot: Bot) -> None:
     sender = left_at_a_fix_step(bot)
     assert outcome(bot, sender) == "abandoned"
-    assert said(bot, sender, "你好") == OFFER
-    assert said(bot, sender, "继续") == [
+    assert bot.replies_to(sender, "你好") == OFFER
+    assert bot.replies_to(sender, "继续") == [
         "utter_ask_step_again",
         "utter_fix_account_frozen",
         "utter_ask_step_done",
     ]
-    assert said(bot, sender, "申请好了")[-1] == "utter_ask_satisfaction"
-    assert said(bot, sender, "5") == ["utter_rating_thanks"]
+    assert bot.replies_to(sender, "申请好了")[-1] == "utter_ask_satisfaction"
+    assert bot.replies_to(sender, "5") == ["utter_rating_thanks"]
     assert outcome(bot, sender) == "resolved_by_bot"
 
 
 def test_a_returning_user_can_start_over(bot: Bot) -> None:
     sender = left_at_a_fix_step(bot)
-    assert said(bot, sender, "在吗") == OFFER
-    again = said(bot, sender, "重新开始")
+    assert bot.replies_to(sender, "在吗") == OFFER
+    again = bot.replies_to(sender, "重新开始")
     assert again[:2] == ["utter_start_over", "utter_lookup_found"]
     assert again[-2:] == ["utter_fix_account_frozen", "utter_ask_step_done"]
 
 
 def test_a_fresh_complaint_is_diagnosed_afresh_without_an_offer(bot: Bot) -> None:
     sender = left_at_a_fix_step(bot)
-    again = said(bot, sender, "我的支付宝里找不到借呗了")
+    again = bot.replies_to(sender, "我的支付宝里找不到借呗了")
     assert "utter_resume_question" not in again
     assert "utter_ask_satisfaction" not in again
     assert again[:2] == ["utter_situation_entry_missing", "utter_lookup_found"]
@@ -94,8 +81,8 @@ def test_goodbye_mid_way_then_back_in_the_same_session(bot: Bot) -> None:
     sender = "demo_account_frozen"
     bot.reset(sender)
     bot.say(sender, "我的支付宝里找不到借呗了")
-    assert said(bot, sender, "拜拜") == ["utter_goodbye"]
-    assert said(bot, sender, "你好") == OFFER
+    assert bot.replies_to(sender, "拜拜") == ["utter_goodbye"]
+    assert bot.replies_to(sender, "你好") == OFFER
 
 
 def test_a_finished_diagnosis_offers_nothing(bot: Bot) -> None:
@@ -108,5 +95,5 @@ def test_a_finished_diagnosis_offers_nothing(bot: Bot) -> None:
         bot.api(f"/conversations/{sender}/execute"),
         {"name": "action_session_start"},
     )
-    assert said(bot, sender, "你好") == ["utter_greet"]
+    assert bot.replies_to(sender, "你好") == ["utter_greet"]
     assert outcome(bot, sender) == "resolved_by_bot"

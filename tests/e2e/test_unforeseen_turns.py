@@ -9,40 +9,26 @@ answer to a question that was not asked.
 
 from __future__ import annotations
 
-from typing import Iterator, List
-
 import pytest
 
-from devtools.harness import Bot, running_bot
+from devtools.harness import Bot
 
 pytestmark = pytest.mark.e2e
 
 FIX_QUESTION = ["utter_ask_step_again", "utter_fix_no_bank_card", "utter_ask_step_done"]
 
 
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
-    with running_bot(tmp_path_factory.mktemp("bot")) as running:
-        yield running
-
-
-def said(bot: Bot, sender: str, text: str) -> List[str]:
-    """The responses the bot sent to `text`."""
-    before = len(bot.utterances(sender))
-    bot.say(sender, text)
-    return bot.utterances(sender)[before:]
-
-
 def at_a_fix_step(bot: Bot, sender: str = "demo_no_bank_card") -> str:
     bot.reset(sender)
-    assert said(bot, sender, "借呗咋没了")[-1] == "utter_ask_step_done"
+    assert bot.replies_to(sender, "借呗咋没了")[-1] == "utter_ask_step_done"
     return sender
 
 
 def at_the_first_fact(bot: Bot, sender: str) -> str:
     bot.reset(sender)
     assert (
-        said(bot, sender, "我的支付宝里找不到借呗了")[-1] == "utter_ask_account_status"
+        bot.replies_to(sender, "我的支付宝里找不到借呗了")[-1]
+        == "utter_ask_account_status"
     )
     return sender
 
@@ -51,45 +37,45 @@ def test_an_faq_in_the_middle_of_the_facts_is_answered_and_asked_again(
     bot: Bot,
 ) -> None:
     sender = at_the_first_fact(bot, "visitor_faq_mid_facts")
-    assert said(bot, sender, "借呗利息怎么算") == [
+    assert bot.replies_to(sender, "借呗利息怎么算") == [
         "utter_faq/jiebei_interest",
         "utter_ask_account_status",
     ]
-    assert said(bot, sender, "正常") == ["utter_ask_real_name_verified"]
+    assert bot.replies_to(sender, "正常") == ["utter_ask_real_name_verified"]
 
 
 def test_an_off_topic_line_at_a_fix_step(bot: Bot) -> None:
     sender = at_a_fix_step(bot)
-    assert said(bot, sender, "明天北京天气怎么样") == [
+    assert bot.replies_to(sender, "明天北京天气怎么样") == [
         "utter_out_of_scope",
         *FIX_QUESTION,
     ]
-    assert said(bot, sender, "绑好了")[0] == "utter_recheck_pending"
+    assert bot.replies_to(sender, "绑好了")[0] == "utter_recheck_pending"
 
 
 def test_a_greeting_mid_flow_is_greeted_and_the_question_stays(bot: Bot) -> None:
     sender = at_a_fix_step(bot)
     # 你好 holds a 好: once it answered "完成了吗?" as done
-    assert said(bot, sender, "你好") == ["utter_greet", *FIX_QUESTION]
-    assert said(bot, sender, "没做成")[0] == "utter_fix_alt_no_bank_card"
+    assert bot.replies_to(sender, "你好") == ["utter_greet", *FIX_QUESTION]
+    assert bot.replies_to(sender, "没做成")[0] == "utter_fix_alt_no_bank_card"
     # ... and it once rated 4 stars
-    assert said(bot, sender, "你好") == ["utter_greet", "utter_ask_satisfaction"]
-    assert said(bot, sender, "5") == ["utter_rating_thanks"]
+    assert bot.replies_to(sender, "你好") == ["utter_greet", "utter_ask_satisfaction"]
+    assert bot.replies_to(sender, "5") == ["utter_rating_thanks"]
 
 
 def test_never_mind_in_the_facts_pauses_and_continue_goes_on(bot: Bot) -> None:
     sender = at_the_first_fact(bot, "visitor_never_mind")
-    assert said(bot, sender, "正常") == ["utter_ask_real_name_verified"]
-    assert said(bot, sender, "算了") == ["utter_diagnosis_paused"]
+    assert bot.replies_to(sender, "正常") == ["utter_ask_real_name_verified"]
+    assert bot.replies_to(sender, "算了") == ["utter_diagnosis_paused"]
     assert bot.tracker(sender)["active_loop"] == {}
     # utter_diagnosis_paused says: say 继续 to go on
-    assert said(bot, sender, "继续") == ["utter_ask_real_name_verified"]
-    assert said(bot, sender, "都完成了") == ["utter_ask_bank_cards"]
+    assert bot.replies_to(sender, "继续") == ["utter_ask_real_name_verified"]
+    assert bot.replies_to(sender, "都完成了") == ["utter_ask_bank_cards"]
 
 
 def test_never_mind_at_a_fix_step_gives_the_other_way_and_goes_on(bot: Bot) -> None:
     sender = at_a_fix_step(bot)
-    assert said(bot, sender, "算了") == [
+    assert bot.replies_to(sender, "算了") == [
         "utter_fix_alt_no_bank_card",
         "utter_wrapup_pending",
         "utter_ask_satisfaction",
@@ -98,16 +84,16 @@ def test_never_mind_at_a_fix_step_gives_the_other_way_and_goes_on(bot: Bot) -> N
 
 def test_a_fact_told_at_a_fix_step_is_not_taken_for_done(bot: Bot) -> None:
     sender = at_a_fix_step(bot)
-    assert said(bot, sender, "我芝麻分六百多") == [
+    assert bot.replies_to(sender, "我芝麻分六百多") == [
         "utter_step_answer_hint",
         *FIX_QUESTION,
     ]
-    assert "utter_recheck_pending" in said(bot, sender, "绑好了")
+    assert "utter_recheck_pending" in bot.replies_to(sender, "绑好了")
 
 
 def test_an_answer_to_a_question_not_asked_in_the_facts(bot: Bot) -> None:
     sender = at_the_first_fact(bot, "visitor_wrong_answer")
-    assert said(bot, sender, "我芝麻分六百多") == [
+    assert bot.replies_to(sender, "我芝麻分六百多") == [
         "utter_answer_unclear",
         "utter_ask_account_status",
     ]
@@ -115,7 +101,7 @@ def test_an_answer_to_a_question_not_asked_in_the_facts(bot: Bot) -> None:
 
 def test_a_new_complaint_in_the_facts_starts_over(bot: Bot) -> None:
     sender = at_the_first_fact(bot, "visitor_new_complaint")
-    assert said(bot, sender, "借呗额度突然降了很多") == [
+    assert bot.replies_to(sender, "借呗额度突然降了很多") == [
         "utter_situation_quota",
         "utter_ask_intro",
         "utter_ask_account_status",
@@ -127,11 +113,14 @@ def test_yes_or_no_when_nothing_was_asked(bot: Bot, text: str) -> None:
     sender = "demo_healthy"
     bot.reset(sender)
     bot.say(sender, "我的支付宝里找不到借呗了")
-    assert said(bot, sender, "5") == ["utter_rating_thanks"]
-    assert said(bot, sender, text) == ["utter_anything_else"]
+    assert bot.replies_to(sender, "5") == ["utter_rating_thanks"]
+    assert bot.replies_to(sender, text) == ["utter_anything_else"]
 
 
 def test_a_rating_when_none_was_asked_is_not_understood_politely(bot: Bot) -> None:
     sender = "visitor_stray_rating"
     bot.reset(sender)
-    assert said(bot, sender, "5")[-1] in ("utter_ask_rephrase", "utter_clarify_intro")
+    assert bot.replies_to(sender, "5")[-1] in (
+        "utter_ask_rephrase",
+        "utter_clarify_intro",
+    )
