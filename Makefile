@@ -83,7 +83,7 @@ WEB_VENDOR := web/static/vendor/socket.io.min.js
 # The browser of the browser tests: Debian's chromium, never a download.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help install web browser spacy train db run serve actions test lint typecheck pytest validate nlu-test story-test e2e stories bench bench-security bench-nlu lock clean
+.PHONY: help install web browser spacy train db run serve actions test lint typecheck pytest validate nlu-test story-test e2e stories bench bench-dialogue bench-security bench-nlu lock clean
 
 help:
 	@echo "make run      install, train if needed, chat in the terminal"
@@ -226,6 +226,13 @@ stories: train
 bench: train
 	$(PY) -m scripts.bench_e2e $(BENCH_ARGS)
 	$(PY) -m scripts.security_report
+
+# The Rasa side's CPU per diagnosis turn, in one process (docs/performance.md,
+# "Dialogue cost"): what a dialogue policy costs, unchanged by other work on
+# the machine (~1 min a model). BENCH_DIALOGUE_ARGS='--model other.tar.gz'
+# adds a model to compare (one trained with another config.yml).
+bench-dialogue: train
+	$(PY) -m scripts.bench_dialogue --model $(MODEL) $(BENCH_DIALOGUE_ARGS)
 
 # Security figures only (~1 min): the bad-input corpus, personal data leaked,
 # rate-limit behaviour against the real bot; results/security.{md,json}.
