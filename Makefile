@@ -31,6 +31,11 @@ ACTION_PORT ?= 5055
 WEB_PORT ?= 8080
 # `make run ID=demo_account_frozen` chats as that conversation id.
 ID ?=
+# Rasa server processes on one port (Sanic workers, SANIC_WORKERS; docs/profiles.md
+# "Several workers"): `make serve PROFILE=prod WORKERS=2`. Above 1 only in the
+# production profile, whose Redis lock store and PostgreSQL tracker store let
+# any worker take any conversation; each worker loads its own model.
+WORKERS ?= 1
 
 # Profiles (docs/profiles.md). embedded (default): SQLite tracker and account
 # stores, in-memory lock store, no server needed. prod: PostgreSQL tracker and
@@ -163,10 +168,12 @@ run: train db
 serve: train db
 ifeq ($(PROFILE),prod)
 	@if [ $${#RASA_AUTH_TOKEN} -lt 32 ]; then echo "error: PROFILE=prod serves the HTTP API only with a token: set RASA_AUTH_TOKEN (32 or more characters; clients send ?token=...)" >&2; exit 1; fi
+else
+	@if [ "$(WORKERS)" != 1 ]; then echo "error: WORKERS=$(WORKERS) needs PROFILE=prod: the embedded profile's in-memory lock store serves one process (Rasa would quietly run one worker)" >&2; exit 1; fi
 endif
-	@echo "==> profile $(PROFILE): action server :$(ACTION_PORT), Rasa :$(RASA_PORT) (REST + socket.io, --enable-api$(if $(filter prod,$(PROFILE)), with token,)), chat page http://127.0.0.1:$(WEB_PORT)/; Ctrl-C stops all three"
+	@echo "==> profile $(PROFILE): action server :$(ACTION_PORT), Rasa :$(RASA_PORT) ($(WORKERS) worker(s); REST + socket.io, --enable-api$(if $(filter prod,$(PROFILE)), with token,)), chat page http://127.0.0.1:$(WEB_PORT)/; Ctrl-C stops all three"
 	@$(PY) -m actions.server --port $(ACTION_PORT) & a=$$!; \
-	  $(RASA) run --enable-api -i 127.0.0.1 -p $(RASA_PORT) --model $(MODEL) \
+	  SANIC_WORKERS=$(WORKERS) $(RASA) run --enable-api -i 127.0.0.1 -p $(RASA_PORT) --model $(MODEL) \
 	    $(if $(filter prod,$(PROFILE)),--auth-token "$$RASA_AUTH_TOKEN",) \
 	    --credentials credentials.yml --endpoints $(ENDPOINTS) & r=$$!; \
 	  RASA_PUBLIC_URL=$${RASA_PUBLIC_URL:-http://127.0.0.1:$(RASA_PORT)} \

@@ -25,6 +25,9 @@ from devtools.servers import Postgres, Redis, free_port
 MODEL = ROOT / "models" / "jiebei.tar.gz"
 RASA = Path(sys.executable).with_name("rasa")
 STARTUP_TIMEOUT_S = 240
+# What each Sanic worker of a Rasa server logs once it has loaded the model
+# (rasa.core.run.load_agent_on_start).
+WORKER_UP = "Rasa server is up and running"
 
 
 def http(
@@ -147,17 +150,38 @@ def start_actions(env: Dict[str, str], port: int, log: Path) -> subprocess.Popen
     return process
 
 
+def wait_for_workers(
+    workers: int, process: subprocess.Popen[bytes], log: Path, offset: int = 0
+) -> None:
+    """Return once ``workers`` Sanic workers have loaded the model.
+
+    Read from the log (after ``offset``): the first worker answers /status
+    before the others are ready.
+    """
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        text = log.read_bytes()[offset:].decode("utf-8", "replace")
+        if text.count(WORKER_UP) >= workers:
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early, log:\n{text[-3000:]}")
+        time.sleep(0.5)
+    raise RuntimeError(f"{workers} workers not up after {STARTUP_TIMEOUT_S}s ({log})")
+
+
 def start_rasa(
     env: Dict[str, str], port: int, log: Path, endpoints: str = "endpoints.yml"
 ) -> subprocess.Popen[bytes]:
     """A Rasa server with the trained model on ``port``; returns once it is up.
 
     With ``RASA_AUTH_TOKEN`` in ``env`` the HTTP API needs that token, as in
-    ``make serve PROFILE=prod``.
+    ``make serve PROFILE=prod``; with ``SANIC_WORKERS`` above 1, once every
+    worker has loaded the model.
     """
     if not MODEL.exists():
         raise RuntimeError(f"no trained model at {MODEL}: run `make train` first")
     token = env.get("RASA_AUTH_TOKEN", "")
+    offset = log.stat().st_size if log.exists() else 0
     process = _start(
         [str(RASA), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(port),
          "--model", str(MODEL), "--endpoints", endpoints,
@@ -167,6 +191,9 @@ def start_rasa(
     )  # fmt: skip
     query = f"?token={token}" if token else ""
     wait_until_up(f"http://127.0.0.1:{port}/status{query}", process, log)
+    workers = int(env.get("SANIC_WORKERS") or 1)
+    if workers > 1:
+        wait_for_workers(workers, process, log, offset)
     return process
 
 

@@ -145,6 +145,13 @@ class RasaServerSettings:
         "memory://",
         "where the counts live: memory:// (one process) or redis://host:port/db",
     )
+    sanic_workers: int = setting(
+        "SANIC_WORKERS",
+        positive_int,
+        1,
+        "Rasa server processes sharing its port (read by Rasa; above 1 only "
+        "with the Redis lock store and rate-limit counts in Redis)",
+    )
     reply_deadline_s: float = setting(
         "REPLY_DEADLINE_SECONDS",
         positive_float,
@@ -265,9 +272,26 @@ class RasaServerSettings:
 
     def problems(self) -> List[str]:
         """Settings that are fine alone but not together."""
-        return _partly_set("WeCom", self._wecom()) + _partly_set(
-            "the Official Account", self._wechat()
+        return (
+            self._workers_share_counts()
+            + _partly_set("WeCom", self._wecom())
+            + _partly_set("the Official Account", self._wechat())
         )
+
+    def _workers_share_counts(self) -> List[str]:
+        """Several workers need the rate-limit counts outside the process.
+
+        Each worker is a process: counting in memory, a sender would get the
+        limit once per worker.
+        """
+        alone = self.rate_limit_storage_url.startswith("memory://")
+        if self.sanic_workers > 1 and alone and self.rate_limit != "off":
+            return [
+                f"SANIC_WORKERS={self.sanic_workers} needs RATE_LIMIT_STORAGE_URL="
+                "redis://host:port/db: with memory:// each worker counts a "
+                "sender's messages alone"
+            ]
+        return []
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """The production profile against real servers (run by `make e2e`, part of `make test`).
 
-Two Rasa processes share the PostgreSQL tracker store and the Redis lock store
-(endpoints.prod.yml) with one action server whose account store is PostgreSQL.
+Two Rasa servers share the PostgreSQL tracker store and the Redis lock store
+(endpoints.prod.yml) with one action server whose account store is PostgreSQL;
+the second server runs two Sanic workers (``SANIC_WORKERS=2``, as ``make serve
+PROFILE=prod WORKERS=2``), so three Rasa processes take the conversations.
 The servers come from devtools/servers.py: the machine's own, or throwaway ones;
 a missing server fails the test with what to install, never a skip.
 
@@ -18,9 +20,11 @@ import urllib.request
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
+import psutil  # type: ignore[import-untyped]
 import pytest
 import redis as redis_client
 
@@ -49,11 +53,13 @@ SCRIPTS: Dict[str, List[str]] = {
                   "没绑卡", "六百五", "有过一次逾期", "两次", "行", "谢谢"],
 }  # fmt: skip
 CONVERSATIONS = 20
+# Sanic workers of each Rasa instance.
+WORKERS = (1, 2)
 
 
 @dataclass
 class Cluster:
-    """Two Rasa instances, one action server, shared stores."""
+    """Two Rasa instances (the second with two workers), one action server."""
 
     env: Dict[str, str]
     workdir: Path
@@ -71,7 +77,7 @@ class Cluster:
 
     def start_rasa(self, instance: int, env: Optional[Dict[str, str]] = None) -> None:
         self.processes[f"rasa{instance}"] = start_rasa(
-            env or self.env,
+            {**(env or self.env), "SANIC_WORKERS": str(WORKERS[instance])},
             self.rasa_ports[instance],
             self.workdir / f"rasa{instance}.log",
             endpoints="endpoints.prod.yml",
@@ -178,6 +184,99 @@ def test_a_burst_to_both_instances_loses_and_doubles_nothing(cluster: Cluster) -
     with concurrent.futures.ThreadPoolExecutor(len(texts)) as pool:
         list(pool.map(lambda i: cluster.bot(i % 2).say(sender, texts[i]),
                       range(len(texts))))  # fmt: skip
+    said = user_texts(cluster.bot(0).tracker(sender))
+    assert sorted(said) == sorted(texts)
+
+
+# Connections opened at most while looking for enough on each worker.
+MAX_CONNECTIONS = 60
+
+
+class WorkerConnection:
+    """A keep-alive HTTP connection to a Rasa server, and the worker serving it.
+
+    A connection stays with the worker that accepted it, so messages sent on
+    connections of different workers are handled by different processes.
+    """
+
+    def __init__(self, port: int, workers: Sequence[int]) -> None:
+        self.connection = HTTPConnection("127.0.0.1", port, timeout=30)
+        self.request("GET", "/")
+        local_port = self.connection.sock.getsockname()[1]
+        owners = [
+            pid
+            for pid in workers
+            for c in psutil.Process(pid).net_connections(kind="tcp")
+            if c.raddr and c.raddr.port == local_port
+        ]
+        assert len(owners) == 1, owners
+        self.worker = owners[0]
+
+    def request(self, method: str, path: str, body: Optional[Any] = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data else {}
+        self.connection.request(method, path, body=data, headers=headers)
+        response = self.connection.getresponse()
+        payload = response.read()
+        assert response.status == 200, (response.status, payload[:200])
+        return json.loads(payload) if payload.startswith((b"[", b"{")) else payload
+
+    def say(self, sender: str, text: str) -> List[Dict[str, Any]]:
+        replies: List[Dict[str, Any]] = self.request(
+            "POST", "/webhooks/rest/webhook", {"sender": sender, "message": text}
+        )
+        return replies
+
+
+def connections_per_worker(
+    cluster: Cluster, instance: int, per_worker: int
+) -> List[List[WorkerConnection]]:
+    """``per_worker`` keep-alive connections to each worker of ``instance``."""
+    server = psutil.Process(cluster.processes[f"rasa{instance}"].pid)
+    workers = [child.pid for child in server.children()]
+    assert len(workers) == WORKERS[instance], workers
+    found: Dict[int, List[WorkerConnection]] = {pid: [] for pid in workers}
+    opened: List[WorkerConnection] = []
+    while any(len(held) < per_worker for held in found.values()):
+        assert len(opened) < MAX_CONNECTIONS, {p: len(c) for p, c in found.items()}
+        connection = WorkerConnection(cluster.rasa_ports[instance], workers)
+        opened.append(connection)
+        found[connection.worker].append(connection)
+    for connection in opened:
+        if connection not in found[connection.worker][:per_worker]:
+            connection.connection.close()
+    return [held[:per_worker] for held in found.values()]
+
+
+def test_two_workers_take_turns_in_one_conversation(cluster: Cluster) -> None:
+    """Messages of one sender alternate between the two workers of instance 1:
+    one tracker, every message once and in order, the same dialogue state as
+    the conversation on one process."""
+    turns = SCRIPTS["frozen"]
+    reference = f"ref_workers_{uuid.uuid4().hex[:6]}"
+    for text in turns:
+        cluster.bot(0).say(reference, text)
+    first, second = (held[0] for held in connections_per_worker(cluster, 1, 1))
+    assert first.worker != second.worker
+    sender = f"workers_{uuid.uuid4().hex[:6]}"
+    for index, text in enumerate(turns):
+        replies = (first, second)[index % 2].say(sender, text)
+        assert replies and not trouble_reply(replies), (index, text, replies)
+    tracker = cluster.bot(1).tracker(sender)
+    assert user_texts(tracker) == turns
+    assert state(tracker) == state(cluster.bot(0).tracker(reference))
+
+
+def test_a_burst_to_two_workers_loses_and_doubles_nothing(cluster: Cluster) -> None:
+    """8 messages of one sender at once, 4 on each worker: the lock store makes
+    the workers take them one at a time, so each is stored once."""
+    groups = connections_per_worker(cluster, 1, 4)
+    connections = [c for pair in zip(*groups, strict=True) for c in pair]
+    sender = f"workerburst_{uuid.uuid4().hex[:6]}"
+    texts = [f"借呗额度是多少 第{i}条" for i in range(len(connections))]
+    with concurrent.futures.ThreadPoolExecutor(len(connections)) as pool:
+        replies = list(pool.map(lambda c, t: c.say(sender, t), connections, texts))
+    assert all(replies)
     said = user_texts(cluster.bot(0).tracker(sender))
     assert sorted(said) == sorted(texts)
 

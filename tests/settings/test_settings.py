@@ -136,6 +136,20 @@ def test_a_platform_is_configured_completely_or_not_at_all() -> None:
         load(RasaServerSettings, {**wecom, "WECOM_AES_KEY": AES_KEY[:-1]})
 
 
+def test_several_workers_need_the_rate_limit_counts_in_redis() -> None:
+    """Each worker is a process: counting in memory would give a sender the
+    limit once per worker."""
+    assert load(RasaServerSettings, {}).sanic_workers == 1
+    with pytest.raises(SettingsError, match="SANIC_WORKERS=2 needs RATE_LIMIT_STORAGE"):
+        load(RasaServerSettings, {"SANIC_WORKERS": "2"})
+    shared = {"SANIC_WORKERS": "2", "RATE_LIMIT_STORAGE_URL": "redis://r:6379/0"}
+    assert load(RasaServerSettings, shared).sanic_workers == 2
+    unlimited = {"SANIC_WORKERS": "2", "RATE_LIMIT": "off"}
+    assert load(RasaServerSettings, unlimited).sanic_workers == 2
+    with pytest.raises(SettingsError, match="SANIC_WORKERS"):
+        load(RasaServerSettings, {"SANIC_WORKERS": "two"})
+
+
 def test_the_demo_login_needs_the_identity_secret() -> None:
     with pytest.raises(SettingsError, match="IDENTITY_JWT_SECRET"):
         load(PageServerSettings, {"WEB_DEMO_LOGIN": "1"})
