@@ -9,6 +9,9 @@ would compete for the same cores):
   creates it), a Redis lock store under a key prefix of its own, a fresh
   PostgreSQL account store; ``BOT_PROFILE=prod``, ``ACCOUNT_IDENTITY=sender``.
   Databases and keys are removed afterwards;
+- ``prod2``: the same with two Sanic workers (``SANIC_WORKERS=2``, as
+  ``make serve PROFILE=prod WORKERS=2``): one port, two processes that each
+  load the model, one action server;
 - ``nlu``: ``POST /model/parse`` on the embedded server: the floor;
 - ``bare``: a Rasa project generated here (a few intents, one static response
   each, rules) trained with our config.yml (same pipeline and policies), with
@@ -31,8 +34,17 @@ requests. Errors: non-200, an exception, a timeout (30 s), an empty reply, or
 the reply guard's apology (系统暂时出了点问题). msgs/s: answered messages per
 second of the level's wall time. Also: the duration of the last ``make train``
 (``.rasa/train_seconds``; Rasa restores unchanged components from its cache, so
-it is a full training only after a clean clone), model size, resident memory
-of the Rasa and action servers after the load.
+it is a full training only after a clean clone), model size, and memory:
+the Rasa server's once the model is loaded (before any message) and after the
+run: RSS per process (a server with workers: the main process, then each
+worker) and the server's total, shared pages counted once (the main process's
+RSS plus each worker's private memory; bench_support.Memory); the action
+server's RSS after the run.
+
+Targets (issue 12), read off one run: p95 at 8 users at most 1.5 × bare's;
+production throughput at 32 users at least 1.5 × bare's (bare is one
+process); no error at 32 users; the Rasa server's RSS at most 1.1 × bare's
+(one process each; a server with workers is shown for reading).
 
 Actions per user turn: the action server's count of actions run (``GET
 /calls``, actions/server.py) over the messages of each level (``bare`` has no
@@ -46,7 +58,11 @@ Prints four tables, writes results/bench_e2e.json and results/bench_e2e.png.
 Numbers, not assertions: a missed target is reported, not a failure.
 
     python -m scripts.bench_e2e [--levels 1,8,32] [--messages-per-user N]
-        [--systems embedded,prod,nlu,bare] [--out results] [--quick]
+        [--systems embedded,prod,prod2,nlu,bare] [--out results] [--quick]
+        [--rasa-env NAME=VALUE,...] [--bare-env NAME=VALUE,...]
+
+``--rasa-env`` / ``--bare-env`` add variables to the environment of our Rasa
+servers / of the bare one (trying a setting such as ``MALLOC_ARENA_MAX=2``).
 """
 
 from __future__ import annotations
@@ -88,8 +104,10 @@ from devtools.scenarios import OPENING, Turn, costed_walk
 from devtools.servers import free_port, postgres_server, redis_server
 from scripts.bench_support import (
     BareModel,
+    Memory,
     default_script,
     is_apology,
+    memory_of,
     next_answer,
     question_texts,
     rss_mb,
@@ -99,10 +117,17 @@ from scripts.bench_support import (
 )
 from scripts.eval_nlu import percentile
 
-SYSTEMS = ("embedded", "prod", "nlu", "bare")
+SYSTEMS = ("embedded", "prod", "prod2", "nlu", "bare")
+# The production profile's systems and their Sanic workers.
+PROD_WORKERS = {"prod": 1, "prod2": 2}
 TARGET_RATIO = 1.5
 RATIO_USERS = 8
 ZERO_ERROR_USERS = 32
+# Production throughput at 32 users over the bare single process's, at least.
+THROUGHPUT_RATIO = 1.5
+THROUGHPUT_USERS = 32
+# The Rasa server's RSS over bare's, at most (one process each).
+MEMORY_RATIO = 1.1
 MAX_MESSAGES = 8
 REQUEST_TIMEOUT_S = 30.0
 TRAIN_SECONDS = ROOT / ".rasa" / "train_seconds"
@@ -122,6 +147,9 @@ class Options:
     warmup_messages: int
     systems: List[str]
     out: Path
+    # Added to the environment of our Rasa servers / of the bare one.
+    rasa_env: Dict[str, str] = field(default_factory=dict)
+    bare_env: Dict[str, str] = field(default_factory=dict)
 
     def budget(self, users: int) -> int:
         """Messages measured at a level."""
@@ -165,16 +193,27 @@ class Resources:
     """Memory and model figures of one system."""
 
     system: str
+    # The Rasa server after the run: RSS of all its processes added up.
     rasa_rss_mb: float
     actions_rss_mb: Optional[float]
     model_mb: float
     train_s: Optional[float]
+    # The Rasa server's processes (main first, then workers), after the run.
+    rasa_process_rss_mb: List[float] = field(default_factory=list)
+    # After the run: main process RSS + workers' private memory (one process:
+    # its RSS); what the server holds, shared pages counted once.
+    rasa_footprint_mb: Optional[float] = None
+    # The footprint once the model was loaded, before any message.
+    rasa_loaded_mb: Optional[float] = None
 
 
 @dataclass
 class Report:
     """Everything measured in this run."""
 
+    # The machine's load (1, 5, 15 minutes) when the run began: the cores are
+    # shared, and a busy machine slows every system of the run.
+    load_average: List[float] = field(default_factory=list)
     levels: List[LevelStats] = field(default_factory=list)
     resources: List[Resources] = field(default_factory=list)
     # Texts our conversations sent, replayed to nlu and bare.
@@ -450,7 +489,9 @@ def measure_our_bot(
     try:
         print(f"== {name}: starting the action server and Rasa", flush=True)
         actions = start_actions(env, profile.action_port, logs / f"{name}-actions.log")
-        rasa = start_rasa(env, rasa_port, logs / f"{name}-rasa.log", profile.endpoints)
+        rasa = start_rasa({**env, **options.rasa_env}, rasa_port,
+                          logs / f"{name}-rasa.log", profile.endpoints)  # fmt: skip
+        loaded = memory_of(rasa.pid)
         base_url = f"http://127.0.0.1:{rasa_port}"
         action_url = f"http://127.0.0.1:{profile.action_port}"
         if name in options.systems:
@@ -466,8 +507,8 @@ def measure_our_bot(
             plan = Plan(itertools.repeat("nlu"), replay_script(replayed(report)))
             measure(Target("nlu", base_url, parse_only=True), plan, options, report)
         report.resources.append(
-            Resources(name, rss_mb(rasa.pid), rss_mb(actions.pid), model_mb(MODEL),
-                      recorded_train_s())
+            server_resources(name, rasa.pid, loaded, rss_mb(actions.pid), MODEL,
+                             recorded_train_s())
         )  # fmt: skip
     finally:
         stop(rasa)
@@ -484,8 +525,11 @@ def run_embedded(options: Options, logs: Path, report: Report) -> None:
         measure_our_bot(profile, logs, options, report)
 
 
-def run_prod(options: Options, logs: Path, report: Report) -> None:
-    """The production profile on fresh databases and a fresh Redis key prefix."""
+def run_prod(options: Options, logs: Path, report: Report, name: str) -> None:
+    """The production profile on fresh databases and a fresh Redis key prefix.
+
+    With the Sanic workers of system ``name`` (PROD_WORKERS).
+    """
     suffix = uuid.uuid4().hex[:8]
     tracker_db = f"jiebei_bench_tracker_{suffix}"  # created by Rasa (login_db)
     key_prefix = f"jiebeibench{suffix}"
@@ -500,7 +544,8 @@ def run_prod(options: Options, logs: Path, report: Report) -> None:
             env = prod_env(Path(folder), action_port, postgres, redis, tracker_db,
                            accounts_db, key_prefix)  # fmt: skip
             seed_accounts(env)
-            profile = Profile("prod", env, action_port, "endpoints.prod.yml")
+            env["SANIC_WORKERS"] = str(PROD_WORKERS[name])
+            profile = Profile(name, env, action_port, "endpoints.prod.yml")
             measure_our_bot(profile, logs, options, report)
         finally:
             postgres.drop_database(tracker_db)
@@ -508,6 +553,28 @@ def run_prod(options: Options, logs: Path, report: Report) -> None:
             keys = redis_client.Redis(redis.host, redis.port)
             for key in keys.scan_iter(f"{key_prefix}:*"):
                 keys.delete(key)
+
+
+def server_resources(
+    system: str,
+    rasa_pid: int,
+    loaded: Memory,
+    actions_rss_mb: Optional[float],
+    model: Path,
+    train_s: Optional[float],
+) -> Resources:
+    """The memory figures of a system after its run (``loaded``: before it)."""
+    after = memory_of(rasa_pid)
+    return Resources(
+        system=system,
+        rasa_rss_mb=after.total_rss_mb,
+        actions_rss_mb=actions_rss_mb,
+        model_mb=model_mb(model),
+        train_s=train_s,
+        rasa_process_rss_mb=after.rss_mb,
+        rasa_footprint_mb=after.footprint_mb,
+        rasa_loaded_mb=loaded.footprint_mb,
+    )
 
 
 def run_bare(options: Options, logs: Path, report: Report) -> None:
@@ -519,13 +586,15 @@ def run_bare(options: Options, logs: Path, report: Report) -> None:
         port = free_port()
         process = None
         try:
-            process = start_bare_rasa(bare, port, logs / "bare-rasa.log")
+            process = start_bare_rasa(bare, port, logs / "bare-rasa.log",
+                                      options.bare_env)  # fmt: skip
+            loaded = memory_of(process.pid)
             senders = (f"bench_bare_{n}" for n in itertools.count())
             plan = Plan(senders, replay_script(replayed(report)))
             measure(Target("bare", f"http://127.0.0.1:{port}"), plan, options, report)
             report.resources.append(
-                Resources("bare", rss_mb(process.pid), None, model_mb(bare.model),
-                          bare.train_s)
+                server_resources("bare", process.pid, loaded, None, bare.model,
+                                 bare.train_s)
             )  # fmt: skip
         finally:
             stop(process)
@@ -630,16 +699,81 @@ def check_table(rows: List[Dict[str, Any]]) -> str:
                      for row in rows], headers)  # fmt: skip
 
 
+# --- scale and memory: issue 12, items 3 and 4 -------------------------------
+
+
+def throughput_check(report: Report, system: str, users: int) -> Dict[str, Any]:
+    """msgs/s of a production system over bare's at ``users``."""
+    ours, bare = stats_at(report, system, users), stats_at(report, "bare", users)
+    check: Dict[str, Any] = {"check": f"msgs/s {system} / bare", "users": users,
+                             "target": f">= {THROUGHPUT_RATIO}"}  # fmt: skip
+    if ours is None or bare is None or not bare.msgs_per_s:
+        return {**check, "measured": None, "result": "not measured"}
+    ratio = round(ours.msgs_per_s / bare.msgs_per_s, 2)
+    measured = f"{ratio} ({ours.msgs_per_s:.1f} / {bare.msgs_per_s:.1f})"
+    if users != THROUGHPUT_USERS:
+        result = f"n/a (target is at {THROUGHPUT_USERS} users)"
+    else:
+        result = "PASS" if ratio >= THROUGHPUT_RATIO else "MISS"
+    return {**check, "measured": measured, "ratio": ratio, "result": result}
+
+
+def memory_check(report: Report, system: str) -> Dict[str, Any]:
+    """The Rasa server's RSS after the run over bare's.
+
+    The target is for one process against one; a server with workers holds
+    a model per worker, so its ratio (of its footprint) is for reading.
+    """
+    found = {r.system: r for r in report.resources}
+    ours, bare = found.get(system), found.get("bare")
+    workers = PROD_WORKERS.get(system, 1)
+    check: Dict[str, Any] = {"check": f"Rasa RSS {system} / bare", "users": None,
+                             "target": f"<= {MEMORY_RATIO}"}  # fmt: skip
+    if ours is None or bare is None or not bare.rasa_rss_mb:
+        return {**check, "measured": None, "result": "not measured"}
+    if workers > 1:
+        total = ours.rasa_footprint_mb or 0.0
+        ratio = round(total / bare.rasa_rss_mb, 2)
+        measured = f"{ratio} ({workers} workers {total:.0f} / {bare.rasa_rss_mb:.0f})"
+        return {**check, "measured": measured, "ratio": ratio, "target": "-",
+                "result": "-"}  # fmt: skip
+    ratio = round(ours.rasa_rss_mb / bare.rasa_rss_mb, 2)
+    measured = f"{ratio} ({ours.rasa_rss_mb:.0f} / {bare.rasa_rss_mb:.0f} MB)"
+    result = "PASS" if ratio <= MEMORY_RATIO else "MISS"
+    return {**check, "measured": measured, "ratio": ratio, "result": result}
+
+
+def scale_checks(report: Report, levels: Sequence[int]) -> List[Dict[str, Any]]:
+    """Throughput, errors and memory of the production systems."""
+    users = THROUGHPUT_USERS if THROUGHPUT_USERS in levels else max(levels)
+    error_users = ZERO_ERROR_USERS if ZERO_ERROR_USERS in levels else max(levels)
+    prod = list(PROD_WORKERS)
+    return [
+        *(throughput_check(report, system, users) for system in prod),
+        *(error_check(report, system, error_users) for system in prod[1:]),
+        *(memory_check(report, system) for system in ("embedded", *prod)),
+    ]
+
+
 def resource_table(report: Report) -> str:
     """Memory, model size and training time per system."""
-    headers = ["system", "Rasa RSS MB", "action server RSS MB", "model MB",
-               "last make train s"]  # fmt: skip
+    headers = ["system", "Rasa MB loaded", "Rasa MB after", "per process RSS MB",
+               "action server RSS MB", "model MB", "last make train s"]  # fmt: skip
     rows = [
-        [r.system, r.rasa_rss_mb, "-" if r.actions_rss_mb is None else r.actions_rss_mb,
+        [r.system, r.rasa_loaded_mb, r.rasa_footprint_mb, per_process(r),
+         "-" if r.actions_rss_mb is None else r.actions_rss_mb,
          r.model_mb, "not recorded" if r.train_s is None else r.train_s]
         for r in report.resources
     ]  # fmt: skip
     return tabulate(rows, headers, floatfmt=".1f")
+
+
+def per_process(resources: Resources) -> str:
+    """``main 650 + workers 820, 821`` for a server with workers, else its RSS."""
+    sizes = [f"{mb:.0f}" for mb in resources.rasa_process_rss_mb]
+    if len(sizes) < 2:
+        return sizes[0] if sizes else "-"
+    return f"main {sizes[0]} + workers {', '.join(sizes[1:])}"
 
 
 def plot(report: Report, levels: Sequence[int], path: Path) -> None:
@@ -703,6 +837,9 @@ def write_json(
         "systems": options.systems,
         "replayed_conversations": len(replayed(report)),
         "replay_source": "recorded" if report.recorded else "default script",
+        "load_average_at_start": report.load_average,
+        "rasa_env": options.rasa_env,
+        "bare_env": options.bare_env,
     }
     content = {
         "meta": meta,
@@ -728,7 +865,11 @@ def parse_args(argv: Sequence[str]) -> Options:
     parser.add_argument("--min-messages", type=int,
                         help="least messages at any level (120)")  # fmt: skip
     parser.add_argument("--systems", default=",".join(SYSTEMS),
-                        help="which of embedded,prod,nlu,bare (all)")  # fmt: skip
+                        help="which of embedded,prod,prod2,nlu,bare (all)")  # fmt: skip
+    parser.add_argument("--rasa-env", default="",
+                        help="NAME=VALUE,... for our Rasa servers")  # fmt: skip
+    parser.add_argument("--bare-env", default="",
+                        help="NAME=VALUE,... for the bare Rasa server")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     parser.add_argument("--quick", action="store_true",
                         help="levels 1,2 and a few messages (development)")  # fmt: skip
@@ -741,6 +882,10 @@ def parse_args(argv: Sequence[str]) -> Options:
     levels = sorted({int(level) for level in levels_text.split(",")})
     if levels[0] < 1:
         parser.error("--levels must be positive")
+    try:
+        rasa_env, bare_env = env_pairs(args.rasa_env), env_pairs(args.bare_env)
+    except ValueError as error:
+        parser.error(str(error))
     return Options(
         levels=levels,
         messages_per_user=args.messages_per_user or (4 if args.quick else 40),
@@ -748,7 +893,20 @@ def parse_args(argv: Sequence[str]) -> Options:
         warmup_messages=3 if args.quick else 10,
         systems=[s for s in SYSTEMS if s in systems],
         out=args.out,
+        rasa_env=rasa_env,
+        bare_env=bare_env,
     )
+
+
+def env_pairs(text: str) -> Dict[str, str]:
+    """``NAME=VALUE,NAME=VALUE`` as a dictionary."""
+    pairs: Dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, separator, value = item.partition("=")
+        if not separator or not name.strip():
+            raise ValueError(f"--rasa-env/--bare-env take NAME=VALUE, got {item!r}")
+        pairs[name.strip()] = value.strip()
+    return pairs
 
 
 def log_folder(out: Path) -> Path:
@@ -767,15 +925,17 @@ def main(argv: Sequence[str]) -> int:
         print(f"no trained model at {MODEL}: run `make train` first", file=sys.stderr)
         return 2
     logs = log_folder(options.out)
-    report = Report()
+    report = Report(load_average=[round(load, 2) for load in os.getloadavg()])
+    print(f"load average at start (1, 5, 15 min): {report.load_average}", flush=True)
     if {"embedded", "nlu"} & set(options.systems):
         run_embedded(options, logs, report)
-    if "prod" in options.systems:
-        run_prod(options, logs, report)
+    for name in PROD_WORKERS:
+        if name in options.systems:
+            run_prod(options, logs, report, name)
     if "bare" in options.systems:
         run_bare(options, logs, report)
 
-    checked = checks(report, options.levels)
+    checked = checks(report, options.levels) + scale_checks(report, options.levels)
     print("\n" + level_table(report))
     print("\n" + check_table(checked))
     print("\n" + resource_table(report))

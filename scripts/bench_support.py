@@ -2,7 +2,8 @@
 
 The bare reference project (written, trained and started here), the bench
 accounts (fixture copies, one per simulated conversation), the walk through a
-conversation from the REST replies alone, and resident memory of a server.
+conversation from the REST replies alone, and the memory of a server (with its
+workers).
 """
 
 from __future__ import annotations
@@ -102,6 +103,47 @@ def rss_mb(pid: int) -> float:
         except psutil.NoSuchProcess:
             continue
     return round(total / 1e6, 1)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Memory of a server: its process first, then its workers (Sanic forks them).
+
+    A worker's RSS includes the pages it still shares with the main process
+    (what the main process imported before forking), so the RSS of all
+    processes added up counts those pages once per process. The footprint
+    counts them once: the main process's RSS plus each worker's private
+    memory (USS). (PSS would divide shared pages among every process on the
+    machine that maps the same libraries, other Rasa servers included.)
+    """
+
+    rss_mb: List[float]
+    private_mb: List[float]
+
+    @property
+    def total_rss_mb(self) -> float:
+        """The RSS of all processes added up (shared pages counted each time)."""
+        return round(sum(self.rss_mb), 1)
+
+    @property
+    def footprint_mb(self) -> float:
+        """The main process's RSS plus the workers' private memory."""
+        return round(self.rss_mb[0] + sum(self.private_mb[1:]), 1)
+
+
+def memory_of(pid: int) -> Memory:
+    """RSS and private memory of a server and each of its child processes."""
+    process = psutil.Process(pid)
+    rss: List[float] = []
+    private: List[float] = []
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            info = member.memory_full_info()
+        except psutil.NoSuchProcess:
+            continue
+        rss.append(round(info.rss / 1e6, 1))
+        private.append(round(info.uss / 1e6, 1))
+    return Memory(rss, private)
 
 
 # --- the bare reference project ----------------------------------------------
@@ -258,8 +300,12 @@ def train_bare(folder: Path, log: Path) -> BareModel:
     )
 
 
-def start_bare_rasa(bare: BareModel, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_bare_rasa(
+    bare: BareModel, port: int, log: Path, extra_env: Mapping[str, str]
+) -> subprocess.Popen[bytes]:
     """A Rasa server with the bare model: in-memory tracker, plain REST channel.
+
+    ``extra_env`` is added to its environment.
 
     (harness.start_rasa always loads our model with our credentials.)
     """
@@ -268,7 +314,8 @@ def start_bare_rasa(bare: BareModel, port: int, log: Path) -> subprocess.Popen[b
             [str(RASA), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(port),
              "--model", str(bare.model), "--credentials", str(bare.credentials),
              "--endpoints", str(bare.endpoints)],
-            cwd=ROOT, env=bare_env(), stdout=handle, stderr=subprocess.STDOUT,
+            cwd=ROOT, env={**bare_env(), **extra_env}, stdout=handle,
+            stderr=subprocess.STDOUT,
         )  # fmt: skip
     wait_until_up(f"http://127.0.0.1:{port}/status", process, log)
     return process
