@@ -38,8 +38,10 @@ it is a full training only after a clean clone), model size, and memory:
 the Rasa server's once the model is loaded (before any message) and after the
 run: RSS per process (a server with workers: the main process, then each
 worker) and the server's total, shared pages counted once (the main process's
-RSS plus each worker's private memory; bench_support.Memory); the action
-server's RSS after the run.
+RSS plus each worker's private memory; bench_support.Usage); the action
+server's RSS after the run. CPU: the seconds the Rasa server (all its
+processes) and the action server used from the model loaded to the end of
+the run, and per message measured (the warm-up counted too).
 
 Targets (issue 12), read off one run: p95 at 8 users at most 1.5 × bare's;
 production throughput at 32 users at least 1.5 × bare's (bare is one
@@ -104,16 +106,15 @@ from devtools.scenarios import OPENING, Turn, costed_walk
 from devtools.servers import free_port, postgres_server, redis_server
 from scripts.bench_support import (
     BareModel,
-    Memory,
+    Usage,
     default_script,
     is_apology,
-    memory_of,
     next_answer,
     question_texts,
-    rss_mb,
     seed_bench_accounts,
     start_bare_rasa,
     train_bare,
+    usage_of,
 )
 from scripts.eval_nlu import percentile
 
@@ -205,6 +206,9 @@ class Resources:
     rasa_footprint_mb: Optional[float] = None
     # The footprint once the model was loaded, before any message.
     rasa_loaded_mb: Optional[float] = None
+    # CPU seconds of the Rasa server / action server from then to the end.
+    rasa_cpu_s: Optional[float] = None
+    actions_cpu_s: Optional[float] = None
 
 
 @dataclass
@@ -491,7 +495,8 @@ def measure_our_bot(
         actions = start_actions(env, profile.action_port, logs / f"{name}-actions.log")
         rasa = start_rasa({**env, **options.rasa_env}, rasa_port,
                           logs / f"{name}-rasa.log", profile.endpoints)  # fmt: skip
-        loaded = memory_of(rasa.pid)
+        loaded = usage_of(rasa.pid)
+        actions_loaded = usage_of(actions.pid)
         base_url = f"http://127.0.0.1:{rasa_port}"
         action_url = f"http://127.0.0.1:{profile.action_port}"
         if name in options.systems:
@@ -507,8 +512,8 @@ def measure_our_bot(
             plan = Plan(itertools.repeat("nlu"), replay_script(replayed(report)))
             measure(Target("nlu", base_url, parse_only=True), plan, options, report)
         report.resources.append(
-            server_resources(name, rasa.pid, loaded, rss_mb(actions.pid), MODEL,
-                             recorded_train_s())
+            server_resources(name, (rasa.pid, loaded),
+                             (actions.pid, actions_loaded), MODEL, recorded_train_s())
         )  # fmt: skip
     finally:
         stop(rasa)
@@ -557,23 +562,34 @@ def run_prod(options: Options, logs: Path, report: Report, name: str) -> None:
 
 def server_resources(
     system: str,
-    rasa_pid: int,
-    loaded: Memory,
-    actions_rss_mb: Optional[float],
+    rasa: Tuple[int, Usage],
+    actions: Optional[Tuple[int, Usage]],
     model: Path,
     train_s: Optional[float],
 ) -> Resources:
-    """The memory figures of a system after its run (``loaded``: before it)."""
-    after = memory_of(rasa_pid)
+    """The memory and CPU figures of a system after its run.
+
+    ``rasa`` and ``actions``: each server's pid and its usage once the model
+    was loaded.
+    """
+    rasa_pid, loaded = rasa
+    after = usage_of(rasa_pid)
+    actions_after = usage_of(actions[0]) if actions else None
     return Resources(
         system=system,
         rasa_rss_mb=after.total_rss_mb,
-        actions_rss_mb=actions_rss_mb,
+        actions_rss_mb=actions_after.total_rss_mb if actions_after else None,
         model_mb=model_mb(model),
         train_s=train_s,
         rasa_process_rss_mb=after.rss_mb,
         rasa_footprint_mb=after.footprint_mb,
         rasa_loaded_mb=loaded.footprint_mb,
+        rasa_cpu_s=round(after.cpu_s - loaded.cpu_s, 1),
+        actions_cpu_s=(
+            round(actions_after.cpu_s - actions[1].cpu_s, 1)
+            if actions and actions_after
+            else None
+        ),
     )
 
 
@@ -588,12 +604,12 @@ def run_bare(options: Options, logs: Path, report: Report) -> None:
         try:
             process = start_bare_rasa(bare, port, logs / "bare-rasa.log",
                                       options.bare_env)  # fmt: skip
-            loaded = memory_of(process.pid)
+            loaded = usage_of(process.pid)
             senders = (f"bench_bare_{n}" for n in itertools.count())
             plan = Plan(senders, replay_script(replayed(report)))
             measure(Target("bare", f"http://127.0.0.1:{port}"), plan, options, report)
             report.resources.append(
-                server_resources("bare", process.pid, loaded, None, bare.model,
+                server_resources("bare", (process.pid, loaded), None, bare.model,
                                  bare.train_s)
             )  # fmt: skip
         finally:
@@ -755,17 +771,34 @@ def scale_checks(report: Report, levels: Sequence[int]) -> List[Dict[str, Any]]:
     ]
 
 
-def resource_table(report: Report) -> str:
-    """Memory, model size and training time per system."""
+def resource_table(report: Report, warmup_messages: int) -> str:
+    """Memory, CPU, model size and training time per system."""
     headers = ["system", "Rasa MB loaded", "Rasa MB after", "per process RSS MB",
-               "action server RSS MB", "model MB", "last make train s"]  # fmt: skip
+               "action server RSS MB", "CPU ms/msg Rasa + actions", "model MB",
+               "last make train s"]  # fmt: skip
     rows = [
         [r.system, r.rasa_loaded_mb, r.rasa_footprint_mb, per_process(r),
          "-" if r.actions_rss_mb is None else r.actions_rss_mb,
-         r.model_mb, "not recorded" if r.train_s is None else r.train_s]
+         cpu_per_message(report, r, warmup_messages), r.model_mb,
+         "not recorded" if r.train_s is None else r.train_s]
         for r in report.resources
     ]  # fmt: skip
     return tabulate(rows, headers, floatfmt=".1f")
+
+
+def cpu_per_message(report: Report, resources: Resources, warmup: int) -> str:
+    """CPU milliseconds per message sent to the system: Rasa + action server.
+
+    The messages of the warm-up, the levels and the walked conversations.
+    """
+    levels = [s for s in report.levels if s.system == resources.system]
+    walked = len(report.turns.get(resources.system, []))
+    sent = warmup + sum(s.messages for s in levels) + walked
+    if resources.rasa_cpu_s is None or not sent:
+        return "-"
+    rasa = 1000 * resources.rasa_cpu_s / sent
+    actions = 1000 * (resources.actions_cpu_s or 0.0) / sent
+    return f"{rasa:.0f} + {actions:.0f}"
 
 
 def per_process(resources: Resources) -> str:
@@ -938,7 +971,7 @@ def main(argv: Sequence[str]) -> int:
     checked = checks(report, options.levels) + scale_checks(report, options.levels)
     print("\n" + level_table(report))
     print("\n" + check_table(checked))
-    print("\n" + resource_table(report))
+    print("\n" + resource_table(report, options.warmup_messages))
     if report.turns:
         print("\nactions per user turn (conversations walked one message at a time)")
         print(turn_table(turn_cost(report)))

@@ -2,8 +2,8 @@
 
 The bare reference project (written, trained and started here), the bench
 accounts (fixture copies, one per simulated conversation), the walk through a
-conversation from the REST replies alone, and the memory of a server (with its
-workers).
+conversation from the REST replies alone, and the memory and CPU time of a
+server (with its workers).
 """
 
 from __future__ import annotations
@@ -92,25 +92,13 @@ def seed_bench_accounts(account_db_url: str, conversations: int) -> List[str]:
 # --- resident memory ----------------------------------------------------------
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its children, in MB."""
-    process = psutil.Process(pid)
-    members = [process, *process.children(recursive=True)]
-    total = 0
-    for member in members:
-        try:
-            total += member.memory_info().rss
-        except psutil.NoSuchProcess:
-            continue
-    return round(total / 1e6, 1)
-
-
 @dataclass(frozen=True)
-class Memory:
-    """Memory of a server: its process first, then its workers (Sanic forks them).
+class Usage:
+    """Memory and CPU time of a server: its process, then its workers.
 
-    A worker's RSS includes the pages it still shares with the main process
-    (what the main process imported before forking), so the RSS of all
+    Sanic forks the workers from the main process. A worker's RSS includes
+    the pages it still shares with the main process (what the main process
+    imported before forking), so the RSS of all
     processes added up counts those pages once per process. The footprint
     counts them once: the main process's RSS plus each worker's private
     memory (USS). (PSS would divide shared pages among every process on the
@@ -119,6 +107,8 @@ class Memory:
 
     rss_mb: List[float]
     private_mb: List[float]
+    # User and system CPU seconds of all its processes since they started.
+    cpu_s: float
 
     @property
     def total_rss_mb(self) -> float:
@@ -131,19 +121,22 @@ class Memory:
         return round(self.rss_mb[0] + sum(self.private_mb[1:]), 1)
 
 
-def memory_of(pid: int) -> Memory:
-    """RSS and private memory of a server and each of its child processes."""
+def usage_of(pid: int) -> Usage:
+    """RSS, private memory and CPU time of a server and its child processes."""
     process = psutil.Process(pid)
     rss: List[float] = []
     private: List[float] = []
+    cpu_s = 0.0
     for member in [process, *process.children(recursive=True)]:
         try:
             info = member.memory_full_info()
+            times = member.cpu_times()
         except psutil.NoSuchProcess:
             continue
         rss.append(round(info.rss / 1e6, 1))
         private.append(round(info.uss / 1e6, 1))
-    return Memory(rss, private)
+        cpu_s += times.user + times.system
+    return Usage(rss, private, round(cpu_s, 2))
 
 
 # --- the bare reference project ----------------------------------------------
