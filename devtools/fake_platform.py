@@ -90,19 +90,29 @@ class FakePlatform:
             return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
         return self._issue("wecom")
 
-    async def wechat_token(self, request: web.Request) -> web.Response:
-        """The Official Account's ``token``: a new access token for the right app."""
+    async def wechat_stable_token(self, request: web.Request) -> web.Response:
+        """The Official Account's ``stable_token`` (POST JSON).
+
+        In normal mode the current access token while there is one, else (or
+        with ``force_refresh``) a new one.
+        """
         failed = await self._pause()
         if failed is not None:
             return failed
-        query = request.query
+        body = await request.json()
         if (
-            query.get("grant_type") != "client_credential"
-            or query.get("appid") != self.app_id
-            or query.get("secret") != self.app_secret
+            body.get("grant_type") != "client_credential"
+            or body.get("appid") != self.app_id
+            or body.get("secret") != self.app_secret
         ):
             return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
-        return self._issue("wechat")
+        current = self._tokens.get("wechat")
+        if current is None or body.get("force_refresh"):
+            return self._issue("wechat")
+        self.token_fetches += 1
+        return web.json_response(
+            {"errcode": 0, "errmsg": "ok", "access_token": current, "expires_in": 7200}
+        )
 
     async def _send(self, request: web.Request, platform: str) -> web.Response:
         failed = await self._pause()
@@ -133,7 +143,7 @@ class FakePlatform:
         """Serve on 127.0.0.1 (a free port by default); returns the base URL."""
         app = web.Application()
         app.router.add_get("/cgi-bin/gettoken", self.wecom_token)
-        app.router.add_get("/cgi-bin/token", self.wechat_token)
+        app.router.add_post("/cgi-bin/stable_token", self.wechat_stable_token)
         app.router.add_post(WECOM_SEND, self.wecom_send)
         app.router.add_post(WECHAT_SEND, self.wechat_send)
         self._runner = web.AppRunner(app, access_log=None)

@@ -5,6 +5,13 @@ two hours, to be cached: the token endpoints are rate-limited), then a JSON
 POST with ``?access_token=``. A token the platform says is invalid or expired
 (errcode 40001, 40014, 42001) is fetched again once and the send retried.
 
+Several Rasa processes (workers, replicas) each cache a token, so fetching
+must not invalidate the others' tokens. WeCom's ``gettoken`` returns the same
+token while it lives. The Official Account's plain ``token`` endpoint would
+issue a new one each time and the previous one would die 5 minutes later, so
+we use its ``stable_token`` endpoint (normal mode): the same token while it
+lives, whichever process asks.
+
 The base URL is a setting (``WECOM_API_BASE`` / ``WECHAT_API_BASE``, read by
 the channel modules): the tests point it at a local fake of these APIs, and
 nothing else switches between fake and real. Every request has a timeout.
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Tuple
 
 import aiohttp
@@ -44,6 +52,16 @@ class ApiError(Exception):
 
 
 TokenFetcher = Callable[[], Awaitable[Tuple[str, int]]]
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """How a platform's token endpoint is called."""
+
+    method: str
+    path: str
+    params: Dict[str, str]
+    body: Optional[Dict[str, Any]] = None
 
 
 class AccessTokenCache:
@@ -108,8 +126,8 @@ class PlatformApi:
         self._session: Optional[aiohttp.ClientSession] = None
 
     # -- the two platforms differ only here ---------------------------------
-    def token_request(self) -> Tuple[str, Dict[str, str]]:
-        """Path and query of the token endpoint."""
+    def token_request(self) -> TokenRequest:
+        """The call of the token endpoint."""
         raise NotImplementedError
 
     def text_body(self, user: str, content: str) -> Dict[str, Any]:
@@ -151,8 +169,9 @@ class PlatformApi:
         return data
 
     async def _fetch_token(self) -> Tuple[str, int]:
-        path, params = self.token_request()
-        data = await self._call("GET", path, params)
+        request = self.token_request()
+        path = request.path
+        data = await self._call(request.method, path, request.params, request.body)
         token, expires_in = data.get("access_token"), data.get("expires_in", 7200)
         if _errcode(data) != 0 or not isinstance(token, str) or not token:
             raise ApiError(
@@ -215,9 +234,16 @@ class WeComApi(PlatformApi):
         super().__init__(base_url, timeout_s)
         self.corp_id, self._secret, self.agent_id = corp_id, secret, agent_id
 
-    def token_request(self) -> Tuple[str, Dict[str, str]]:
-        """``GET /cgi-bin/gettoken?corpid=&corpsecret=``."""
-        return "/cgi-bin/gettoken", {"corpid": self.corp_id, "corpsecret": self._secret}
+    def token_request(self) -> TokenRequest:
+        """``GET /cgi-bin/gettoken?corpid=&corpsecret=``.
+
+        The same token while it lives, for every caller.
+        """
+        return TokenRequest(
+            "GET",
+            "/cgi-bin/gettoken",
+            {"corpid": self.corp_id, "corpsecret": self._secret},
+        )
 
     def text_body(self, user: str, content: str) -> Dict[str, Any]:
         """A text message from our app to one member."""
@@ -234,7 +260,7 @@ class WeComApi(PlatformApi):
 
 
 class OfficialAccountApi(PlatformApi):
-    """WeChat Official Account: ``token`` and the customer-service message API."""
+    """WeChat Official Account: ``stable_token``, customer-service messages."""
 
     send_path = "/cgi-bin/message/custom/send"
 
@@ -248,13 +274,19 @@ class OfficialAccountApi(PlatformApi):
         super().__init__(base_url, timeout_s)
         self.app_id, self._secret = app_id, secret
 
-    def token_request(self) -> Tuple[str, Dict[str, str]]:
-        """``GET /cgi-bin/token?grant_type=client_credential&appid=&secret=``."""
-        return "/cgi-bin/token", {
+    def token_request(self) -> TokenRequest:
+        """``POST /cgi-bin/stable_token`` in normal mode (``force_refresh`` false).
+
+        The current token while it lives, so another process's fetch never
+        invalidates ours (the plain ``/cgi-bin/token`` would).
+        """
+        body = {
             "grant_type": "client_credential",
             "appid": self.app_id,
             "secret": self._secret,
+            "force_refresh": False,
         }
+        return TokenRequest("POST", "/cgi-bin/stable_token", {}, body)
 
     def text_body(self, user: str, content: str) -> Dict[str, Any]:
         """A customer-service text message to one follower (openid)."""

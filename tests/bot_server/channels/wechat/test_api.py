@@ -121,6 +121,22 @@ async def test_official_account_sends_a_customer_service_text(
     }
 
 
+async def test_processes_of_one_official_account_share_its_token(
+    platform: FakePlatform,
+) -> None:
+    """Workers and replicas each cache a token: fetching one (stable_token,
+    normal mode) must not invalidate another process's."""
+    first, second = wechat(platform), wechat(platform)
+    for index in range(3):
+        await first.send_text("openid-1", f"first {index}")
+        await second.send_text("openid-1", f"second {index}")
+    await first.close()
+    await second.close()
+    assert len(platform.sent) == 6
+    assert platform.token_fetches == 2  # one each, never a refusal and a refetch
+    assert await first.tokens.get() == await second.tokens.get()
+
+
 @pytest.mark.parametrize("errcode", [40014, 42001, 40001])
 async def test_a_refused_token_is_fetched_again_once(
     platform: FakePlatform, errcode: int
