@@ -107,8 +107,13 @@ class Usage:
 
     rss_mb: List[float]
     private_mb: List[float]
-    # User and system CPU seconds of all its processes since they started.
-    cpu_s: float
+    # User and system CPU seconds of each process since it started.
+    process_cpu_s: List[float]
+
+    @property
+    def cpu_s(self) -> float:
+        """CPU seconds of all its processes."""
+        return round(sum(self.process_cpu_s), 2)
 
     @property
     def total_rss_mb(self) -> float:
@@ -126,7 +131,7 @@ def usage_of(pid: int) -> Usage:
     process = psutil.Process(pid)
     rss: List[float] = []
     private: List[float] = []
-    cpu_s = 0.0
+    cpu_s: List[float] = []
     for member in [process, *process.children(recursive=True)]:
         try:
             info = member.memory_full_info()
@@ -135,8 +140,8 @@ def usage_of(pid: int) -> Usage:
             continue
         rss.append(round(info.rss / 1e6, 1))
         private.append(round(info.uss / 1e6, 1))
-        cpu_s += times.user + times.system
-    return Usage(rss, private, round(cpu_s, 2))
+        cpu_s.append(round(times.user + times.system, 2))
+    return Usage(rss, private, cpu_s)
 
 
 # --- the bare reference project ----------------------------------------------

@@ -13,6 +13,7 @@ because the production profile's signed identity belongs to the channels issue.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import json
 import urllib.error
@@ -27,6 +28,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 import psutil  # type: ignore[import-untyped]
 import pytest
 import redis as redis_client
+import websockets.client
+from websockets.typing import Origin
 
 from devtools.harness import (
     Bot,
@@ -38,6 +41,7 @@ from devtools.harness import (
     stop,
 )
 from devtools.servers import Postgres, Redis, free_port, throwaway_postgres
+from settings import RasaServerSettings, load
 
 pytestmark = pytest.mark.e2e
 
@@ -279,6 +283,93 @@ def test_a_burst_to_two_workers_loses_and_doubles_nothing(cluster: Cluster) -> N
     assert all(replies)
     said = user_texts(cluster.bot(0).tracker(sender))
     assert sorted(said) == sorted(texts)
+
+
+def websockets_per_worker(cluster: Cluster, instance: int) -> Dict[int, int]:
+    """Established connections each worker of ``instance`` holds to its port."""
+    server = psutil.Process(cluster.processes[f"rasa{instance}"].pid)
+    port = cluster.rasa_ports[instance]
+    return {
+        worker.pid: sum(
+            1
+            for c in worker.net_connections(kind="tcp")
+            if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+        )
+        for worker in server.children()
+    }
+
+
+class Session:
+    """A socket.io session as the chat page opens it: WebSocket only (one
+    connection), spoken by hand (engine.io 4 frames: python-socketio's
+    WebSocket client needs a newer aiohttp than Rasa allows)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.session_id = uuid.uuid4().hex
+
+    @classmethod
+    async def open(cls, url: str, origin: str) -> Session:
+        address = (
+            url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        )
+        session = cls(await websockets.client.connect(address, origin=Origin(origin)))
+        assert (await session.frame()).startswith("0")  # engine.io open
+        await session.connection.send("40")  # socket.io connect
+        assert (await session.frame()).startswith("40")
+        await session.emit("session_request", {"session_id": session.session_id})
+        assert (await session.event())[0] == "session_confirm"
+        return session
+
+    async def frame(self) -> str:
+        """The next frame; engine.io pings are answered on the way."""
+        while True:
+            frame = str(await asyncio.wait_for(self.connection.recv(), 30))
+            if frame != "2":
+                return frame
+            await self.connection.send("3")
+
+    async def event(self) -> List[Any]:
+        """The next socket.io event: [name, data]."""
+        frame = await self.frame()
+        assert frame.startswith("42"), frame
+        event: List[Any] = json.loads(frame[2:])
+        return event
+
+    async def emit(self, name: str, data: Dict[str, Any]) -> None:
+        await self.connection.send("42" + json.dumps([name, data]))
+
+    async def say(self, text: str) -> Dict[str, Any]:
+        """Send ``text``; the first bot message of the answer."""
+        await self.emit(
+            "user_uttered", {"message": text, "session_id": self.session_id}
+        )
+        name, reply = await self.event()
+        assert name == "bot_uttered", (name, reply)
+        return dict(reply)
+
+
+async def sessions_on_both_workers(cluster: Cluster) -> None:
+    origin = load(RasaServerSettings, cluster.env).web_allowed_origins[0]
+    sessions: List[Session] = []
+    try:
+        while min(websockets_per_worker(cluster, 1).values()) == 0:
+            assert len(sessions) < 20, websockets_per_worker(cluster, 1)
+            sessions.append(await Session.open(cluster.url(1), origin))
+        replies = await asyncio.gather(*(s.say("借呗怎么还款") for s in sessions))
+        for reply in replies:
+            assert reply.get("text") and "系统暂时出了点问题" not in reply["text"]
+    finally:
+        for session in sessions:
+            await session.connection.close()
+
+
+def test_socketio_sessions_on_both_workers_get_their_answers(
+    cluster: Cluster,
+) -> None:
+    """The chat page's transport (WebSocket only): a session is one connection,
+    held by one worker, which answers it."""
+    asyncio.run(sessions_on_both_workers(cluster))
 
 
 def without_recipient(replies: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
