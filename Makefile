@@ -226,10 +226,12 @@ stories: train
 	$(PY) -m scripts.record_stories
 
 # End-to-end reply latency at 1, 8 and 32 users: embedded and production
-# profiles beside /model/parse and a bare Rasa project, one after another
-# (needs PostgreSQL and Redis, local or throwaway, like make e2e; ~20 min),
-# then the security figures (make bench-security).
-# BENCH_ARGS='--levels 1,8 --systems embedded,bare' narrows a run.
+# profiles (production with 1 and 2 Rasa workers: prod, prod2) beside
+# /model/parse and a bare Rasa project, one after another, with each Rasa
+# server's memory and CPU per message (needs PostgreSQL and Redis, local or
+# throwaway, like make e2e; ~25 min), then the security figures
+# (make bench-security).
+# BENCH_ARGS='--levels 8,32 --systems prod,prod2,bare' narrows a run.
 bench: train
 	$(PY) -m scripts.bench_e2e $(BENCH_ARGS)
 	$(PY) -m scripts.security_report
