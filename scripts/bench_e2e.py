@@ -16,7 +16,10 @@ would compete for the same cores):
 - ``bare``: a Rasa project generated here (a few intents, one static response
   each, rules) trained with our config.yml (same pipeline and policies), with
   the in-memory tracker, no custom actions and Rasa's plain REST channel. The
-  ratio ours/bare is the cost of our actions, dialogue and stores.
+  ratio ours/bare is the cost of our actions, dialogue and stores;
+- ``rasa-default``: the same project with Rasa's default configuration, as
+  ``rasa init`` writes it (DIET, ResponseSelector, TED, UnexpecTED): the plain
+  Rasa bot an outside measurement compares with.
 
 How: simulated users (asyncio + aiohttp) talk to ``/webhooks/rest/webhook``.
 Every conversation is a new account ``bench_<n>_<fixture id>`` (a copy of a
@@ -24,7 +27,7 @@ fixture account) used as the sender, so each conversation makes a real account
 lookup. The user opens with 我的支付宝里找不到借呗了 and answers what the bot
 asks, as devtools.scenarios.walk does (the fact questions, ``/affirm`` to the
 steps, 5 to the rating), at most 8 messages; the next answer is read from the
-REST replies. ``nlu`` and ``bare`` replay the texts our conversations sent in
+REST replies. ``nlu``, ``bare`` and ``rasa-default`` replay the texts our conversations sent in
 this run (the same message mix). At each level (1, 8, 32 users) the users loop
 conversations until the level's message budget is spent, after a warm-up that
 is not counted.
@@ -60,7 +63,7 @@ Prints four tables, writes results/bench_e2e.json and results/bench_e2e.png.
 Numbers, not assertions: a missed target is reported, not a failure.
 
     python -m scripts.bench_e2e [--levels 1,8,32] [--messages-per-user N]
-        [--systems embedded,prod,prod2,nlu,bare] [--out results] [--quick]
+        [--systems embedded,prod,prod2,nlu,bare,rasa-default] [--out results] [--quick]
         [--rasa-env NAME=VALUE,...] [--bare-env NAME=VALUE,...]
 
 ``--rasa-env`` / ``--bare-env`` add variables to the environment of our Rasa
@@ -118,7 +121,11 @@ from scripts.bench_support import (
 )
 from scripts.eval_nlu import percentile
 
-SYSTEMS = ("embedded", "prod", "prod2", "nlu", "bare")
+SYSTEMS = ("embedded", "prod", "prod2", "nlu", "bare", "rasa-default")
+# The plain bots our conversations are replayed to: "bare" has our NLU
+# pipeline (config.yml) and one static answer per intent; "rasa-default" is the
+# same project with Rasa's default configuration, as `rasa init` writes it.
+REFERENCES = ("bare", "rasa-default")
 # The production profile's systems and their Sanic workers.
 PROD_WORKERS = {"prod": 1, "prod2": 2}
 TARGET_RATIO = 1.5
@@ -427,13 +434,13 @@ def measure(target: Target, plan: Plan, options: Options, report: Report) -> Non
             run_level(target, plan, users, budget)
         )
         calls = target.calls() - before if target.calls and before is not None else None
-        if target.name == "bare":
+        if target.name in REFERENCES:
             calls = 0  # no custom actions, no action server
         stats = summarise(
             target.name, users, samples, len(conversations), wall_s, calls
         )
         report.levels.append(stats)
-        if not target.parse_only and target.name != "bare":
+        if not target.parse_only and target.name not in REFERENCES:
             report.recorded.extend(conversations)
         if stats.errors:
             print(f"    errors: {stats.error_kinds}", flush=True)
@@ -603,23 +610,27 @@ def server_resources(
     )
 
 
-def run_bare(options: Options, logs: Path, report: Report) -> None:
-    """Train the bare project, serve it, replay our conversations to it."""
-    with tempfile.TemporaryDirectory(prefix="jiebei-bench-bare-") as folder:
-        print("== bare: training the bare project with config.yml", flush=True)
-        bare: BareModel = train_bare(Path(folder), logs / "bare-train.log")
+def run_bare(options: Options, logs: Path, report: Report, name: str = "bare") -> None:
+    """Train a bare project, serve it, replay our conversations to it."""
+    default = name == "rasa-default"
+    with tempfile.TemporaryDirectory(prefix=f"jiebei-bench-{name}-") as folder:
+        how = "Rasa's default configuration" if default else "config.yml"
+        print(f"== {name}: training the bare project with {how}", flush=True)
+        bare: BareModel = train_bare(
+            Path(folder), logs / f"{name}-train.log", rasa_default=default
+        )
         print(f"   trained in {bare.train_s} s", flush=True)
         port = free_port()
         process = None
         try:
-            process = start_bare_rasa(bare, port, logs / "bare-rasa.log",
+            process = start_bare_rasa(bare, port, logs / f"{name}-rasa.log",
                                       options.bare_env)  # fmt: skip
             loaded = usage_of(process.pid)
-            senders = (f"bench_bare_{n}" for n in itertools.count())
+            senders = (f"bench_{name}_{n}" for n in itertools.count())
             plan = Plan(senders, replay_script(replayed(report)))
-            measure(Target("bare", f"http://127.0.0.1:{port}"), plan, options, report)
+            measure(Target(name, f"http://127.0.0.1:{port}"), plan, options, report)
             report.resources.append(
-                server_resources("bare", (process.pid, loaded), None, bare.model,
+                server_resources(name, (process.pid, loaded), None, bare.model,
                                  bare.train_s)
             )  # fmt: skip
         finally:
@@ -674,10 +685,12 @@ def stats_at(report: Report, system: str, users: int) -> Optional[LevelStats]:
     return found[0] if found else None
 
 
-def ratio_check(report: Report, system: str, users: int) -> Dict[str, Any]:
-    """p95 of a system over the bare p95 at ``users``."""
-    ours, bare = stats_at(report, system, users), stats_at(report, "bare", users)
-    check: Dict[str, Any] = {"check": f"p95 {system} / bare", "users": users,
+def ratio_check(
+    report: Report, system: str, users: int, reference: str = "bare"
+) -> Dict[str, Any]:
+    """p95 of a system over a reference bot's p95 at ``users``."""
+    ours, bare = stats_at(report, system, users), stats_at(report, reference, users)
+    check: Dict[str, Any] = {"check": f"p95 {system} / {reference}", "users": users,
                              "target": f"<= {TARGET_RATIO}"}  # fmt: skip
     if ours is None or bare is None or not bare.p95_ms:
         return {**check, "measured": None, "result": "not measured"}
@@ -713,7 +726,11 @@ def checks(report: Report, levels: Sequence[int]) -> List[Dict[str, Any]]:
     ratio_users = RATIO_USERS if RATIO_USERS in levels else max(levels)
     error_users = ZERO_ERROR_USERS if ZERO_ERROR_USERS in levels else max(levels)
     return [
-        *(ratio_check(report, s, ratio_users) for s in ("embedded", "prod", "nlu")),
+        *(
+            ratio_check(report, s, ratio_users, reference)
+            for reference in REFERENCES
+            for s in ("embedded", "prod", "nlu")
+        ),
         *(error_check(report, s, error_users) for s in ("embedded", "prod")),
     ]
 
@@ -728,10 +745,12 @@ def check_table(rows: List[Dict[str, Any]]) -> str:
 # --- scale and memory: issue 12, items 3 and 4 -------------------------------
 
 
-def throughput_check(report: Report, system: str, users: int) -> Dict[str, Any]:
-    """msgs/s of a production system over bare's at ``users``."""
-    ours, bare = stats_at(report, system, users), stats_at(report, "bare", users)
-    check: Dict[str, Any] = {"check": f"msgs/s {system} / bare", "users": users,
+def throughput_check(
+    report: Report, system: str, users: int, reference: str = "bare"
+) -> Dict[str, Any]:
+    """msgs/s of a production system over a reference bot's at ``users``."""
+    ours, bare = stats_at(report, system, users), stats_at(report, reference, users)
+    check: Dict[str, Any] = {"check": f"msgs/s {system} / {reference}", "users": users,
                              "target": f">= {THROUGHPUT_RATIO}"}  # fmt: skip
     if ours is None or bare is None or not bare.msgs_per_s:
         return {**check, "measured": None, "result": "not measured"}
@@ -744,16 +763,18 @@ def throughput_check(report: Report, system: str, users: int) -> Dict[str, Any]:
     return {**check, "measured": measured, "ratio": ratio, "result": result}
 
 
-def memory_check(report: Report, system: str) -> Dict[str, Any]:
+def memory_check(
+    report: Report, system: str, reference: str = "bare"
+) -> Dict[str, Any]:
     """The Rasa server's RSS after the run over bare's.
 
     The target is for one process against one; a server with workers holds
     a model per worker, so its ratio (of its footprint) is for reading.
     """
     found = {r.system: r for r in report.resources}
-    ours, bare = found.get(system), found.get("bare")
+    ours, bare = found.get(system), found.get(reference)
     workers = PROD_WORKERS.get(system, 1)
-    check: Dict[str, Any] = {"check": f"Rasa RSS {system} / bare", "users": None,
+    check: Dict[str, Any] = {"check": f"Rasa RSS {system} / {reference}", "users": None,
                              "target": f"<= {MEMORY_RATIO}"}  # fmt: skip
     if ours is None or bare is None or not bare.rasa_rss_mb:
         return {**check, "measured": None, "result": "not measured"}
@@ -775,9 +796,17 @@ def scale_checks(report: Report, levels: Sequence[int]) -> List[Dict[str, Any]]:
     error_users = ZERO_ERROR_USERS if ZERO_ERROR_USERS in levels else max(levels)
     prod = list(PROD_WORKERS)
     return [
-        *(throughput_check(report, system, users) for system in prod),
+        *(
+            throughput_check(report, system, users, reference)
+            for reference in REFERENCES
+            for system in prod
+        ),
         *(error_check(report, system, error_users) for system in prod[1:]),
-        *(memory_check(report, system) for system in ("embedded", *prod)),
+        *(
+            memory_check(report, system, reference)
+            for reference in REFERENCES
+            for system in ("embedded", *prod)
+        ),
     ]
 
 
@@ -982,8 +1011,9 @@ def main(argv: Sequence[str]) -> int:
     for name in PROD_WORKERS:
         if name in options.systems:
             run_prod(options, logs, report, name)
-    if "bare" in options.systems:
-        run_bare(options, logs, report)
+    for name in REFERENCES:
+        if name in options.systems:
+            run_bare(options, logs, report, name)
 
     checked = checks(report, options.levels) + scale_checks(report, options.levels)
     print("\n" + level_table(report))
