@@ -29,8 +29,8 @@ asks, as devtools.scenarios.walk does (the fact questions, ``/affirm`` to the
 steps, 5 to the rating), at most 8 messages; the next answer is read from the
 REST replies. ``nlu``, ``bare`` and ``rasa-default`` replay the texts our
 conversations sent in this run (the same message mix). At each level (1, 8,
-32 users) the users loop conversations until the level's message budget is spent, after a warm-up that
-is not counted.
+32 users) the users loop conversations until the level's message budget is
+spent, after a warm-up that is not counted.
 
 Latency is the wall clock of each HTTP request; percentiles include failed
 requests. Errors: non-200, an exception, a timeout (30 s), an empty reply, or
