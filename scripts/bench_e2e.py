@@ -30,7 +30,8 @@ steps, 5 to the rating), at most 8 messages; the next answer is read from the
 REST replies. ``nlu``, ``bare`` and ``rasa-default`` replay the texts our
 conversations sent in this run (the same message mix). At each level (1, 8,
 32 users) the users loop conversations until the level's message budget is
-spent, after a warm-up that is not counted.
+spent, after a warm-up that is not counted (8 users at once, so that every
+worker of a server gets some).
 
 Latency is the wall clock of each HTTP request; percentiles include failed
 requests. Errors: non-200, an exception, a timeout (30 s), an empty reply, or
@@ -128,6 +129,9 @@ SYSTEMS = ("embedded", "prod", "prod2", "nlu", "bare", "rasa-default")
 REFERENCES = ("bare", "rasa-default")
 # The production profile's systems and their Sanic workers.
 PROD_WORKERS = {"prod": 1, "prod2": 2}
+# Concurrent users of the warm-up: as many connections as this, so that the
+# kernel hands some to every worker (one connection warms one worker only).
+WARMUP_USERS = 8
 TARGET_RATIO = 1.5
 RATIO_USERS = 8
 ZERO_ERROR_USERS = 32
@@ -425,7 +429,7 @@ def summarise(
 
 def measure(target: Target, plan: Plan, options: Options, report: Report) -> None:
     """Warm up, then every load level in turn; adds the rows to the report."""
-    asyncio.run(run_level(target, plan, 1, options.warmup_messages))
+    asyncio.run(run_level(target, plan, WARMUP_USERS, options.warmup_messages))
     for users in options.levels:
         budget = options.budget(users)
         print(f"  {target.name}: {users} users, {budget} messages", flush=True)
