@@ -795,11 +795,17 @@ def memory_check(
 
 
 def scale_checks(report: Report, levels: Sequence[int]) -> List[Dict[str, Any]]:
-    """Throughput, errors and memory of the production systems."""
+    """The production systems: throughput, errors, memory; p95 of prod2."""
     users = THROUGHPUT_USERS if THROUGHPUT_USERS in levels else max(levels)
     error_users = ZERO_ERROR_USERS if ZERO_ERROR_USERS in levels else max(levels)
+    ratio_users = RATIO_USERS if RATIO_USERS in levels else max(levels)
     prod = list(PROD_WORKERS)
     return [
+        *(
+            ratio_check(report, system, ratio_users, reference)
+            for reference in REFERENCES
+            for system in prod[1:]
+        ),
         *(
             throughput_check(report, system, users, reference)
             for reference in REFERENCES
