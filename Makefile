@@ -55,8 +55,10 @@ export LOCK_REDIS_PORT ?= 6379
 export LOCK_REDIS_DB ?= 0
 export LOCK_KEY_PREFIX ?= jiebei
 export ACCOUNT_DB_URL ?= postgresql://postgres@127.0.0.1:5432/jiebei_accounts
-# Every Rasa instance counts a sender's messages in the same Redis.
+# Every Rasa instance counts a sender's messages in the same Redis, and the
+# messaging channels keep their button numbers and message ids seen there.
 export RATE_LIMIT_STORAGE_URL ?= redis://$(LOCK_REDIS_HOST):$(LOCK_REDIS_PORT)/$(LOCK_REDIS_DB)
+export CHANNEL_STATE_URL ?= $(RATE_LIMIT_STORAGE_URL)
 # The HTTP API (--enable-api) answers only with this token (docs/security.md).
 RASA_AUTH_TOKEN ?=
 else ifeq ($(PROFILE),embedded)

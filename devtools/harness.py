@@ -265,9 +265,11 @@ def prod_env(
         "LOCK_REDIS_PORT": str(redis.port),
         "LOCK_REDIS_DB": "0",
         "LOCK_KEY_PREFIX": key_prefix,
-        # As `make serve PROFILE=prod`: API token, rate counts in Redis.
+        # As `make serve PROFILE=prod`: API token, rate counts and the
+        # channels' memory in Redis.
         "RASA_AUTH_TOKEN": secrets.token_hex(20),
         "RATE_LIMIT_STORAGE_URL": f"redis://{redis.host}:{redis.port}/0",
+        "CHANNEL_STATE_URL": f"redis://{redis.host}:{redis.port}/0",
     }
 
 

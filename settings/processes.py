@@ -152,6 +152,13 @@ class RasaServerSettings:
         "Rasa server processes sharing its port (read by Rasa; above 1 only "
         "with the Redis lock store and rate-limit counts in Redis)",
     )
+    channel_state_url: str = setting(
+        "CHANNEL_STATE_URL",
+        url("memory", "redis", "rediss"),
+        "memory://",
+        "where the messaging channels keep button numbers and message ids seen: "
+        "memory:// (one process) or redis://host:port/db",
+    )
     reply_deadline_s: float = setting(
         "REPLY_DEADLINE_SECONDS",
         positive_float,
@@ -253,6 +260,22 @@ class RasaServerSettings:
         values = self._wecom() if platform == "wecom" else self._wechat()
         return [name for name, value in values.items() if not value]
 
+    def _workers_share_channel_memory(self) -> List[str]:
+        """A messaging channel on several workers needs its memory in Redis.
+
+        In memory, a number reply that reaches another worker than the one
+        that sent the buttons would miss its button.
+        """
+        channels = self.wecom_configured or self.wechat_configured
+        alone = self.channel_state_url.startswith("memory://")
+        if self.sanic_workers > 1 and channels and alone:
+            return [
+                f"SANIC_WORKERS={self.sanic_workers} with a messaging channel needs "
+                "CHANNEL_STATE_URL=redis://host:port/db: in memory a number reply "
+                "that reaches another worker misses its button"
+            ]
+        return []
+
     def _wecom(self) -> dict[str, Optional[str]]:
         return {
             "WECOM_CORP_ID": self.wecom_corp_id,
@@ -274,6 +297,7 @@ class RasaServerSettings:
         """Settings that are fine alone but not together."""
         return (
             self._workers_share_counts()
+            + self._workers_share_channel_memory()
             + _partly_set("WeCom", self._wecom())
             + _partly_set("the Official Account", self._wechat())
         )

@@ -8,7 +8,9 @@ counted against each container's CPU request: every container of the pod
 needs one. The Deployment leaves its replica count to the autoscaler, and each
 pod runs one Rasa process (``SANIC_WORKERS=1``: the requests are one
 process's). More than one replica is only right with shared stores
-(test_commands.py). Each check also runs against a broken copy.
+(test_commands.py), and the messaging channels' memory (button numbers,
+message ids seen) in the lock store's Redis, as the rate limit's counts
+(test_security.py). Each check also runs against a broken copy.
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ from typing import Any, Dict, List, Mapping, Optional
 from tests.deploy.support import (
     K8S_CODE,
     RASA_DEPLOYMENT,
+    RASA_SERVICE,
     all_k8s_manifests,
+    compose_deployed,
+    compose_raw,
+    k8s_container,
     k8s_deployed,
     k8s_object,
 )
+from tests.deploy.test_security import rate_limit_storage_problems
+
+CHANNEL_MEMORY = "CHANNEL_STATE_URL"
 
 HPA_API = "autoscaling/v2"
 # A target utilisation outside this range scales too late (replies queue
@@ -191,3 +200,21 @@ def test_workers_check_can_fail() -> None:
         if item["name"] == "SANIC_WORKERS":
             item["value"] = "2"
     assert workers_problems(container), "SANIC_WORKERS=2 passed"
+
+
+def test_every_rasa_process_shares_the_channels_memory() -> None:
+    """A number reply or a redelivery may reach any worker or replica."""
+    for rasa in (compose_deployed(RASA_SERVICE), k8s_deployed(RASA_DEPLOYMENT)):
+        assert rate_limit_storage_problems(rasa, CHANNEL_MEMORY) == []
+
+
+def test_channel_memory_check_can_fail() -> None:
+    for url in ("", "memory://", "redis://other.example.internal:6379/0"):
+        raw = compose_raw()
+        raw["services"][RASA_SERVICE]["environment"][CHANNEL_MEMORY] = url
+        broken = compose_deployed(RASA_SERVICE, raw)
+        assert rate_limit_storage_problems(broken, CHANNEL_MEMORY), url
+    container = copy.deepcopy(k8s_container(RASA_DEPLOYMENT))
+    container["env"].append({"name": CHANNEL_MEMORY, "value": "memory://"})
+    broken = k8s_deployed(RASA_DEPLOYMENT, container)
+    assert rate_limit_storage_problems(broken, CHANNEL_MEMORY)

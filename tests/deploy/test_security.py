@@ -262,18 +262,21 @@ def test_allowed_origin_check_can_fail() -> None:
         assert allowed_origin_problems(rasa, k8s_page_origin()), value
 
 
-def rate_limit_storage_problems(rasa: Deployed) -> List[str]:
+def rate_limit_storage_problems(
+    rasa: Deployed, name: str = "RATE_LIMIT_STORAGE_URL"
+) -> List[str]:
     """The rate limit counts in the lock store's Redis: every Rasa instance
-    sees a sender's messages (memory:// counts per process)."""
-    url = rasa.values.get("RATE_LIMIT_STORAGE_URL", "")
+    sees a sender's messages (memory:// counts per process). The same for
+    the messaging channels' memory (``name`` CHANNEL_STATE_URL)."""
+    url = rasa.values.get(name, "")
     parts = urlsplit(url)
     lock = (rasa.values.get("LOCK_REDIS_HOST"), rasa.values.get("LOCK_REDIS_PORT"))
     server = (parts.hostname, str(parts.port or 6379))
     if parts.scheme in ("redis", "rediss") and server == lock:
         return []
     return [
-        f"{rasa.where}: RATE_LIMIT_STORAGE_URL={url!r} is not the lock store's "
-        f"Redis {lock[0]}:{lock[1]}: the Rasa instances would count apart"
+        f"{rasa.where}: {name}={url!r} is not the lock store's "
+        f"Redis {lock[0]}:{lock[1]}: the Rasa instances would keep it apart"
     ]
 
 

@@ -150,6 +150,26 @@ def test_several_workers_need_the_rate_limit_counts_in_redis() -> None:
         load(RasaServerSettings, {"SANIC_WORKERS": "two"})
 
 
+def test_several_workers_with_a_messaging_channel_need_its_memory_in_redis() -> None:
+    """A number reply may reach another worker than the one that sent the
+    buttons."""
+    wechat = {
+        "WECHAT_APP_ID": "wx1",
+        "WECHAT_APP_SECRET": "x",
+        "WECHAT_TOKEN": "t",
+        "WECHAT_AES_KEY": AES_KEY,
+    }
+    workers = {"SANIC_WORKERS": "2", "RATE_LIMIT_STORAGE_URL": "redis://r:6379/0"}
+    assert load(RasaServerSettings, workers).channel_state_url == "memory://"
+    assert load(RasaServerSettings, {**wechat}).wechat_configured
+    with pytest.raises(SettingsError, match="needs CHANNEL_STATE_URL"):
+        load(RasaServerSettings, {**workers, **wechat})
+    shared = {**workers, **wechat, "CHANNEL_STATE_URL": "redis://r:6379/0"}
+    assert load(RasaServerSettings, shared).channel_state_url == "redis://r:6379/0"
+    with pytest.raises(SettingsError, match="CHANNEL_STATE_URL"):
+        load(RasaServerSettings, {"CHANNEL_STATE_URL": "postgres://x"})
+
+
 def test_the_demo_login_needs_the_identity_secret() -> None:
     with pytest.raises(SettingsError, match="IDENTITY_JWT_SECRET"):
         load(PageServerSettings, {"WEB_DEMO_LOGIN": "1"})

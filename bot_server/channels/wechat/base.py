@@ -7,7 +7,8 @@ For every POST the channel:
 1. authenticates (``crypto``): signature (403), timestamp within 5 minutes
    (403), XML, base64, padding and receive id (400);
 2. drops a redelivered message (same MsgId: the platform retries when we are
-   slow) with the normal acknowledgement;
+   slow) with the normal acknowledgement (the channel's memory: this
+   process's, or Redis shared by every process, ``CHANNEL_STATE_URL``);
 3. acknowledges at once and hands the message to Rasa in the background,
    through the inbound pipeline (bot_server/pipeline/), as the conversation
    ``<prefix><platform user id>``, with a signed identity for that user in
@@ -57,10 +58,11 @@ from bot_server.channels.wechat.crypto import (
     require,
 )
 from bot_server.channels.wechat.memory import (
-    ButtonMemory,
-    ReplayCache,
+    ChannelMemory,
+    LocalMemory,
     number_buttons,
 )
+from bot_server.channels.wechat.shared import RedisMemory
 from bot_server.pipeline import replies
 from bot_server.pipeline.compose import inbound_handler
 from bot_server.pipeline.inbound import AgentGetter, AppAgent, Handler
@@ -92,12 +94,12 @@ class WeChatStyleOutput(OutputChannel):
         self,
         api: PlatformApi,
         sender_prefix: str,
-        buttons: ButtonMemory,
+        memory: ChannelMemory,
         agent: AgentGetter,
     ) -> None:
         self.api = api
         self.sender_prefix = sender_prefix
-        self.buttons = buttons
+        self.memory = memory
         self.agent = agent
 
     def platform_user(self, recipient_id: str) -> Optional[str]:
@@ -145,7 +147,7 @@ class WeChatStyleOutput(OutputChannel):
             lines.append(line)
         user = self.platform_user(recipient_id)
         if user is not None:
-            self.buttons.remember(user, numbered)
+            await self.memory.remember(user, numbered)
         body = "\n".join(part for part in (text, "\n".join(lines)) if part)
         await self.send_text_message(recipient_id, body)
 
@@ -200,8 +202,7 @@ class WeChatStyleInput(InputChannel):
         identity_secret: Optional[str] = None,
         agent: Optional[AgentGetter] = None,
         clock: Callable[[], float] = time.time,
-        replays: Optional[ReplayCache] = None,
-        buttons: Optional[ButtonMemory] = None,
+        memory: Optional[ChannelMemory] = None,
     ) -> None:
         self.crypto = crypto
         self.api = api
@@ -209,8 +210,7 @@ class WeChatStyleInput(InputChannel):
         # Tests hand in their agent; under Rasa it comes from the app (AppAgent).
         self.agent: AgentGetter = agent or AppAgent()
         self.clock = clock
-        self.replays = replays or ReplayCache()
-        self.buttons = buttons or ButtonMemory()
+        self.memory: ChannelMemory = memory or LocalMemory()
         self._tasks: Set[asyncio.Task[None]] = set()
 
     @property
@@ -248,6 +248,14 @@ class WeChatStyleInput(InputChannel):
     def from_settings(cls, settings: RasaServerSettings) -> WeChatStyleInput:
         """The channel from the platform's settings, all of them set."""
         raise NotImplementedError
+
+    @classmethod
+    def memory_of(cls, settings: RasaServerSettings) -> ChannelMemory:
+        """This process's memory, or Redis when CHANNEL_STATE_URL names one."""
+        url = settings.channel_state_url
+        if url.startswith(("redis://", "rediss://")):
+            return RedisMemory(url, cls.name())
+        return LocalMemory()
 
     @classmethod
     def identity_secret_of(cls, settings: RasaServerSettings) -> Optional[str]:
@@ -305,7 +313,7 @@ class WeChatStyleInput(InputChannel):
             except Exception:  # a bug, but never a 500 to the platform
                 logger.exception("%s: reading a callback failed", self.name())
                 return text("bad request", status=400)
-            if self.replays.seen_before(message.dedup_key):
+            if await self.memory.seen_before(message.dedup_key):
                 logger.info(
                     "%s: %s delivered again, ignored", self.name(), message.dedup_key
                 )
@@ -357,11 +365,12 @@ class WeChatStyleInput(InputChannel):
             await asyncio.wait(set(self._tasks), timeout=timeout_s)
         if self.api is not None:
             await self.api.close()
+        await self.memory.close()
 
     def output_channel(self) -> WeChatStyleOutput:
         """A fresh output channel (the pipeline's guard wraps one per message)."""
         assert self.api is not None
-        return self.output_class(self.api, self.sender_prefix, self.buttons, self.agent)
+        return self.output_class(self.api, self.sender_prefix, self.memory, self.agent)
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         """For messages Rasa sends on its own (e.g. a human agent's, via the API)."""
@@ -382,7 +391,7 @@ class WeChatStyleInput(InputChannel):
         try:
             output = self.output_channel()
             if message.msg_type == "text":
-                content = self.buttons.resolve(message.from_user, message.content)
+                content = await self.memory.resolve(message.from_user, message.content)
                 if not content.strip():
                     return
                 await handler(

@@ -1,4 +1,4 @@
-"""Small bounded in-process memories of the WeChat-style channels.
+"""What the WeChat-style channels remember between messages.
 
 - ``ReplayCache``: message ids seen recently. The platforms deliver a message
   again when we do not answer within 5 seconds (up to three times), and a
@@ -8,9 +8,11 @@
   so a reply of just "1" can be mapped back to the first button's payload
   (the platforms' text messages cannot carry buttons).
 
-Both are per process: with several Rasa replicas a redelivery that lands on
-another replica is not recognised (a shared store such as Redis ``SET NX EX``
-would be needed; see docs/channels.md).
+Both are small, bounded and in this process (``LocalMemory`` puts them behind
+the ``ChannelMemory`` interface the channels use). With several Rasa
+processes (workers, replicas) a redelivery or a number reply may reach
+another process: ``shared.RedisMemory`` keeps the same in Redis
+(``CHANNEL_STATE_URL``).
 """
 
 from __future__ import annotations
@@ -19,8 +21,18 @@ import re
 import time
 import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+)
 
 # Longer than the 5-minute timestamp window (a replay older than that is
 # refused by its timestamp) and the platforms' retries (about 15 s).
@@ -139,3 +151,45 @@ class ButtonMemory:
         if entry is None or number is None or entry[0] <= self._clock():
             return text
         return entry[1].get(number, text)
+
+
+class ChannelMemory(Protocol):
+    """What a channel remembers: message ids seen, the last turn's buttons."""
+
+    async def seen_before(self, key: str) -> bool:
+        """True for a message id seen within its time; otherwise remember it."""
+
+    async def remember(self, user: str, buttons: Sequence[NumberedButton]) -> None:
+        """The buttons the bot just sent to ``user`` (replacing older ones)."""
+
+    async def resolve(self, user: str, text: str) -> str:
+        """``text``, or the payload of the button whose number it is.
+
+        Starts the user's turn: the remembered buttons are forgotten.
+        """
+
+    async def close(self) -> None:
+        """Let go of what it holds (on server stop)."""
+
+
+@dataclass
+class LocalMemory:
+    """This process's memories: right for one Rasa process."""
+
+    replays: ReplayCache = field(default_factory=ReplayCache)
+    buttons: ButtonMemory = field(default_factory=ButtonMemory)
+
+    async def seen_before(self, key: str) -> bool:
+        """See ReplayCache.seen_before."""
+        return self.replays.seen_before(key)
+
+    async def remember(self, user: str, buttons: Sequence[NumberedButton]) -> None:
+        """See ButtonMemory.remember."""
+        self.buttons.remember(user, buttons)
+
+    async def resolve(self, user: str, text: str) -> str:
+        """See ButtonMemory.resolve."""
+        return self.buttons.resolve(user, text)
+
+    async def close(self) -> None:
+        """Nothing to let go of."""

@@ -72,7 +72,12 @@ class OfficialAccountInput(WeChatStyleInput):
             base_url=settings.wechat_api_base,
         )
         logger.info("Official Account channel ready (API %s)", settings.wechat_api_base)
-        return cls(crypto, api, identity_secret=cls.identity_secret_of(settings))
+        return cls(
+            crypto,
+            api,
+            identity_secret=cls.identity_secret_of(settings),
+            memory=cls.memory_of(settings),
+        )
 
     def handshake(self, args: Mapping[str, str]) -> str:
         """Verify the plain ``signature``; echo ``echostr``."""

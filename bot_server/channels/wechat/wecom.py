@@ -72,7 +72,12 @@ class WeComInput(WeChatStyleInput):
             api.agent_id,
             settings.wecom_api_base,
         )
-        return cls(crypto, api, identity_secret=cls.identity_secret_of(settings))
+        return cls(
+            crypto,
+            api,
+            identity_secret=cls.identity_secret_of(settings),
+            memory=cls.memory_of(settings),
+        )
 
     def handshake(self, args: Mapping[str, str]) -> str:
         """Verify ``msg_signature`` over the encrypted echostr; return its plaintext."""

@@ -284,4 +284,4 @@ async def test_a_model_without_our_responses_falls_back_to_plain_numbers(
     await channel.drain()
     assert [s.text for s in platform.sent] == ["完成了吗？\n1. 完成了\n2. 没做成"] * 2
     assert caplog.text.count("utter_channel_button_option missing") == 1
-    assert channel.buttons.resolve(USER, "2") == "/deny"
+    assert await channel.memory.resolve(USER, "2") == "/deny"
