@@ -29,6 +29,11 @@ from actions.services.sql import StoreUnavailable, engine_for
 from settings import ActionSettings, action_settings
 
 OUTCOMES = ("resolved_by_bot", "handed_off", "abandoned")
+# Where a handoff case stands on the agent desk (desk/): waiting in the queue,
+# active (claimed by one agent), resolved (handed back to the bot).
+CASE_STATUSES = ("waiting", "active", "resolved")
+# How many recently claimed cases the expected wait is estimated from.
+WAIT_SAMPLE = 20
 # The first line of a readable case whose user reported or described a scam.
 SCAM_MARKER = "⚠ 疑似诈骗：用户报告/描述了诈骗，请优先处理"
 # How the summary JSON says it (json.dumps of our own dict: a user's text
@@ -57,6 +62,27 @@ outcomes_table = sa.Table(
 )
 
 
+# One row per case: its place on the agent desk. Written with the case (one
+# transaction); claims are one conditional UPDATE, so of two agents (on any
+# number of page servers or Rasa instances) exactly one wins.
+status_table = sa.Table(
+    "case_status",
+    _metadata,
+    sa.Column("case_id", sa.String(32), primary_key=True),
+    sa.Column("conversation_id", sa.String(255), nullable=False, index=True),
+    sa.Column("channel", sa.String(64), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("scam", sa.Boolean, nullable=False, default=False),
+    sa.Column("agent_id", sa.String(64), nullable=True, index=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("first_reply_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("resolution", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 def _scam_flag_in_summary() -> Any:
     """SQL filter for the scam-flagged cases (callers re-check the parsed JSON)."""
     return cases_table.c.summary.contains(_SCAM_FLAG_JSON, autoescape=True)
@@ -81,17 +107,113 @@ class CaseStore:
             self._schema_ready = True
         return engine
 
-    def open_case(self, conversation_id: str, summary: Mapping[str, Any]) -> str:
-        """Store a handoff summary; returns the new case id."""
+    def open_case(
+        self,
+        conversation_id: str,
+        summary: Mapping[str, Any],
+        channel: Optional[str] = None,
+    ) -> str:
+        """Store a handoff summary, waiting in the desk's queue; returns its id.
+
+        A conversation has at most one open (waiting or active) case: asking
+        again while one is open returns that case's id and adds nothing.
+        """
+        now = datetime.now(timezone.utc)
         case_id = uuid.uuid4().hex[:12].upper()
         row = {
             "case_id": case_id,
             "conversation_id": conversation_id,
             "summary": json.dumps({**summary, "case_id": case_id}, ensure_ascii=False),
-            "created_at": datetime.now(timezone.utc),
+            "created_at": now,
         }
-        self._write(lambda c: c.execute(cases_table.insert(), row))
-        return case_id
+        status = {
+            "case_id": case_id,
+            "conversation_id": conversation_id,
+            "channel": channel,
+            "status": "waiting",
+            "scam": is_scam_case(summary),
+            "created_at": now,
+            "updated_at": now,
+        }
+        opened: List[str] = []
+
+        def insert(connection: sa.engine.Connection) -> None:
+            existing = connection.execute(
+                sa.select(status_table.c.case_id)
+                .where(status_table.c.conversation_id == conversation_id)
+                .where(status_table.c.status != "resolved")
+            ).first()
+            if existing is not None:
+                opened.append(existing[0])
+                return
+            connection.execute(cases_table.insert(), row)
+            connection.execute(status_table.insert(), status)
+            opened.append(case_id)
+
+        self._write(insert)
+        return opened[0]
+
+    def open_case_of(self, conversation_id: str) -> Optional[Dict[str, Any]]:
+        """The conversation's waiting or active case (its status row), or None."""
+        query = (
+            sa.select(status_table)
+            .where(status_table.c.conversation_id == conversation_id)
+            .where(status_table.c.status != "resolved")
+            .order_by(status_table.c.created_at.desc())
+        )
+        row = self._read(lambda c: c.execute(query).mappings().first())
+        return dict(row) if row is not None else None
+
+    def queue_position(self, case_id: str) -> Optional[int]:
+        """1 for the next case an agent takes; None unless the case is waiting.
+
+        Suspected scams go first, then the oldest: the order of the desk's queue.
+        """
+        me = self._read(
+            lambda c: (
+                c.execute(
+                    sa.select(status_table).where(status_table.c.case_id == case_id)
+                )
+                .mappings()
+                .first()
+            )
+        )
+        if me is None or me["status"] != "waiting":
+            return None
+        waiting = status_table.c.status == "waiting"
+        if me["scam"]:
+            ahead = sa.and_(
+                waiting,
+                status_table.c.scam.is_(True),
+                status_table.c.created_at < me["created_at"],
+            )
+        else:
+            ahead = sa.and_(
+                waiting,
+                sa.or_(
+                    status_table.c.scam.is_(True),
+                    status_table.c.created_at < me["created_at"],
+                ),
+            )
+        count = sa.select(sa.func.count()).select_from(status_table).where(ahead)
+        return int(self._read(lambda c: c.execute(count).scalar_one())) + 1
+
+    def typical_wait_s(self) -> Optional[float]:
+        """Median seconds from opening to claim of the last claimed cases, or None."""
+        query = (
+            sa.select(status_table.c.created_at, status_table.c.claimed_at)
+            .where(status_table.c.claimed_at.is_not(None))
+            .order_by(status_table.c.claimed_at.desc())
+            .limit(WAIT_SAMPLE)
+        )
+        rows = self._read(lambda c: c.execute(query).all())
+        waits = sorted(
+            (_aware(claimed) - _aware(created)).total_seconds()
+            for created, claimed in rows
+        )
+        if not waits:
+            return None
+        return waits[len(waits) // 2]
 
     def case(self, case_id: str) -> Optional[Dict[str, Any]]:
         """One case summary, or None."""
@@ -202,6 +324,11 @@ class CaseStore:
                 return work(connection)
         except SQLAlchemyError as error:
             raise StoreUnavailable(str(error).splitlines()[0]) from None
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives naive datetimes back: they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def is_scam_case(case: Mapping[str, Any]) -> bool:

@@ -65,13 +65,18 @@ async def test_handoff_flags_a_scam_only_from_this_session(seeded_db_url: str) -
 
     earlier = [said("有人让我共享屏幕", "report_scam"), {"event": "session_started"}]
     now = [said("借呗不见了", "jiebei_entry_missing"), said("转人工", "request_human")]
-    for events, flagged in [
-        (now, False),
-        (earlier + now, False),  # a scam of an earlier session is not this case's
-        ([now[0], said("客服问我要验证码", "report_scam"), now[1]], True),
-    ]:
+    # One conversation has one open case: each try is its own conversation.
+    for number, (events, flagged) in enumerate(
+        [
+            (now, False),
+            (earlier + now, False),  # a scam of an earlier session is not this case's
+            ([now[0], said("客服问我要验证码", "report_scam"), now[1]], True),
+        ]
+    ):
         result = await ActionHandoff().run(
-            CollectingDispatcher(), make_tracker("conv-h", events=events), DOMAIN
+            CollectingDispatcher(),
+            make_tracker(f"conv-h{number}", events=events),
+            DOMAIN,
         )
         case = case_store().case(slots(result)["case_id"])
         assert case["scam_reported"] is flagged

@@ -190,3 +190,22 @@ def test_every_demo_account_has_a_chinese_label_for_the_page() -> None:
     assert set(labels) == set(load_fixtures())
     for account, label in labels.items():
         assert re.search(r"[\u4e00-\u9fff]", label), account
+
+
+def test_a_conversation_has_one_open_case_and_the_queue_puts_scams_first(
+    db_url: str,
+) -> None:
+    cases = CaseStore(db_url)
+    first = cases.open_case("conv-a", {"scam_reported": False}, channel="socketio")
+    again = cases.open_case("conv-a", {"scam_reported": False})
+    second = cases.open_case("conv-b", {"scam_reported": False})
+    scam = cases.open_case("conv-c", scam_case())
+    assert again == first
+    assert len(cases.recent_cases()) == 3
+    # Scams first, then the oldest.
+    assert [cases.queue_position(c) for c in (scam, first, second)] == [1, 2, 3]
+    state = cases.open_case_of("conv-a")
+    assert state is not None and state["status"] == "waiting"
+    assert state["case_id"] == first and state["channel"] == "socketio"
+    assert cases.open_case_of("conv-none") is None
+    assert cases.typical_wait_s() is None
