@@ -84,9 +84,12 @@ PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 MODEL_INPUTS := config.yml $(shell find domain data nlu -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' -o -name '*.jsonl' \) 2>/dev/null)
 
 ACCOUNT_DB := .rasa/accounts.db
-# The chat page's socket.io client, copied from the npm package pinned in
-# package-lock.json; never edited by hand (web/static/vendor/ is not committed).
+# The chat page's socket.io client and the insights page's charts (ECharts),
+# copied from the npm packages pinned in package-lock.json; never edited by hand
+# (web/static/vendor/ is not committed).
 WEB_VENDOR := web/static/vendor/socket.io.min.js
+WEB_VENDOR_CHARTS := web/static/vendor/echarts.min.js
+NODE_MODULES := node_modules/.package-lock.json
 # The browser of the browser tests: Debian's chromium, never a download.
 CHROMIUM := /usr/bin/chromium
 
@@ -108,15 +111,22 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PY) -m pip install -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
-web: $(WEB_VENDOR)
+web: $(WEB_VENDOR) $(WEB_VENDOR_CHARTS)
 
-# npm ci installs exactly the lockfile; skipped while the copy is newer.
-$(WEB_VENDOR): package.json package-lock.json
+# npm ci installs exactly the lockfile; skipped while node_modules/ is newer.
+$(NODE_MODULES): package.json package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm not found: install Node.js 20 with npm (apt-get install nodejs npm) and run make again" >&2; exit 1; }
-	@echo "==> vendoring socket.io-client for the chat page (npm ci, package-lock.json)"
+	@echo "==> vendoring socket.io-client (chat page) and ECharts (insights page): npm ci, package-lock.json"
 	npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+$(WEB_VENDOR): $(NODE_MODULES)
 	@mkdir -p $(@D)
 	cp node_modules/socket.io-client/dist/socket.io.min.js $@
+
+$(WEB_VENDOR_CHARTS): $(NODE_MODULES)
+	@mkdir -p $(@D)
+	cp node_modules/echarts/dist/echarts.min.js $@
 
 # Headless Chromium and CJK fonts for the browser tests (Debian packages).
 browser:

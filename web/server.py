@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 VENDORED_CLIENT = Path("vendor") / "socket.io.min.js"
+# The insights page's charts (/agent/insights), vendored like the client.
+VENDORED_CHARTS = Path("vendor") / "echarts.min.js"
+VENDORED = (VENDORED_CLIENT, VENDORED_CHARTS)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 SOCKETIO_PATH = "/socket.io"
@@ -202,11 +205,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not (settings.static_dir / VENDORED_CLIENT).is_file():
-        print(
-            f"error: web/static/{VENDORED_CLIENT} is missing: run `make web`",
-            file=sys.stderr,
-        )
+    missing = [
+        f"web/static/{vendored.as_posix()}"
+        for vendored in VENDORED
+        if not (settings.static_dir / vendored).is_file()
+    ]
+    if missing:
+        print(f"error: {', '.join(missing)} missing: run `make web`", file=sys.stderr)
         return 2
     notes: List[str] = [f"profile {settings.profile}", f"Rasa {settings.rasa_url}"]
     if settings.demo_login_secret:
