@@ -17,10 +17,12 @@ from settings.core import SettingsError, Variable, load, variables
 from settings.processes import (
     ActionServerSettings,
     ActionSettings,
+    InsightsSettings,
     PageServerSettings,
     RasaServerSettings,
     action_server_settings,
     action_settings,
+    insights_settings,
     page_server_settings,
     rasa_server_settings,
 )
@@ -28,12 +30,14 @@ from settings.processes import (
 __all__ = [
     "ActionServerSettings",
     "ActionSettings",
+    "InsightsSettings",
     "PageServerSettings",
     "RasaServerSettings",
     "SettingsError",
     "Variable",
     "action_server_settings",
     "action_settings",
+    "insights_settings",
     "load",
     "page_server_settings",
     "rasa_server_settings",

@@ -18,6 +18,7 @@ TITLES = {
     "actions": "Action server (`python -m actions.server`)",
     "seed": "Demo seed (`python -m actions.services.accounts seed`)",
     "web": "Page server (`python -m web.server`)",
+    "insights": "Insights (`python -m insights`: figures, review queue, purge)",
 }
 
 

@@ -111,6 +111,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def fraction(raw: str) -> float:
+    """A number above 0 and at most 1 (a confidence)."""
+    value = positive_float(raw)
+    if value > 1:
+        raise ValueError("must be a number above 0 and at most 1")
+    return value
+
+
+def port(raw: str) -> int:
+    """A TCP port, 1-65535."""
+    value = positive_int(raw)
+    if value > 65535:
+        raise ValueError("must be a port number, 1-65535")
+    return value
+
+
 def _partly_set(group: str, values: dict[str, Optional[str]]) -> List[str]:
     """A platform is either configured completely or not at all."""
     unset = [name for name, value in values.items() if not value]
@@ -125,6 +141,7 @@ _PROFILE = setting(
     "demo",
     "demo: fixture accounts, embedded stores; prod: real servers",
 )
+# The account and case stores (the custom actions; insights reads the cases).
 _ACCOUNT_DB_URL = setting(
     "ACCOUNT_DB_URL",
     text,
@@ -137,6 +154,9 @@ _CASE_DB_URL = setting(
     None,
     "SQLAlchemy URL of the case store (default: the account store's)",
 )
+# Rasa's tracker store as endpoints*.yml names it: Rasa reads these through
+# the endpoints file; insights/ reads the same store (its `events` table).
+DEFAULT_TRACKER_DB_PATH = ".rasa/tracker.db"
 _IDENTITY_SECRET = setting(
     "IDENTITY_JWT_SECRET",
     secret(MIN_SECRET_CHARS),
@@ -556,6 +576,80 @@ class PageServerSettings:
         return []
 
 
+@dataclass(frozen=True)
+class InsightsSettings:
+    """Insights and the learning loop (``python -m insights``; docs/insights.md).
+
+    Reads Rasa's tracker store (the same variables as endpoints*.yml: a
+    PostgreSQL server when TRACKER_DB_HOST is set, else the SQLite file) and
+    the case store.
+    """
+
+    tracker_db_path: str = setting(
+        "TRACKER_DB_PATH",
+        text,
+        DEFAULT_TRACKER_DB_PATH,
+        "the embedded tracker store's SQLite file (relative: to the repo); "
+        "used while TRACKER_DB_HOST is unset",
+    )
+    tracker_db_host: Optional[str] = setting(
+        "TRACKER_DB_HOST",
+        text,
+        None,
+        "the PostgreSQL tracker store's host (endpoints.prod.yml)",
+    )
+    tracker_db_port: int = setting("TRACKER_DB_PORT", port, 5432, "its port")
+    tracker_db_name: str = setting(
+        "TRACKER_DB_NAME", text, "jiebei_tracker", "its database"
+    )
+    tracker_db_user: str = setting("TRACKER_DB_USER", text, "postgres", "its user")
+    tracker_db_password: Optional[str] = setting(
+        "TRACKER_DB_PASSWORD",
+        secret(MIN_DB_PASSWORD_CHARS),
+        None,
+        f"its user's password (at least {MIN_DB_PASSWORD_CHARS} characters; "
+        "unset: none)",
+        secret=True,
+    )
+    account_db_url: str = _ACCOUNT_DB_URL
+    case_db_url: Optional[str] = _CASE_DB_URL
+    retention_days: int = setting(
+        "RETENTION_DAYS",
+        positive_int,
+        90,
+        "conversations whose last event is older are purged (python -m insights purge)",
+    )
+    review_confidence_below: float = setting(
+        "REVIEW_CONFIDENCE_BELOW",
+        fraction,
+        0.82,
+        "user messages the NLU was less sure of go to the review queue "
+        "(default: the fallback threshold of config.yml)",
+    )
+
+    @property
+    def case_store_url(self) -> str:
+        """The case store: its own database or the account store's."""
+        return self.case_db_url or self.account_db_url
+
+    @property
+    def tracker_store_url(self) -> str:
+        """Rasa's tracker store as a SQLAlchemy URL."""
+        if self.tracker_db_host:
+            from sqlalchemy.engine import URL
+
+            return URL.create(
+                "postgresql",
+                username=self.tracker_db_user,
+                password=self.tracker_db_password,
+                host=self.tracker_db_host,
+                port=self.tracker_db_port,
+                database=self.tracker_db_name,
+            ).render_as_string(hide_password=False)
+        path = Path(self.tracker_db_path)
+        return f"sqlite:///{path if path.is_absolute() else ROOT / path}"
+
+
 @functools.lru_cache(maxsize=1)
 def rasa_server_settings() -> RasaServerSettings:
     """The Rasa server's settings, read on first use (at start-up)."""
@@ -580,6 +674,12 @@ def page_server_settings() -> PageServerSettings:
     return load(PageServerSettings)
 
 
+@functools.lru_cache(maxsize=1)
+def insights_settings() -> InsightsSettings:
+    """Insights' settings, read on first use."""
+    return load(InsightsSettings)
+
+
 def clear_settings() -> None:
     """Forget what was read (tests change the environment between cases)."""
     for accessor in (
@@ -587,6 +687,7 @@ def clear_settings() -> None:
         action_settings,
         action_server_settings,
         page_server_settings,
+        insights_settings,
     ):
         accessor.cache_clear()
 
@@ -599,6 +700,9 @@ PROCESSES: Dict[str, Tuple[type, ...]] = {
     "actions": (ActionSettings, ActionServerSettings),
     "seed": (ActionSettings,),
     "web": (PageServerSettings,),
+    # python -m insights: the retention purge (a CronJob, compose's `purge`)
+    # and the figures and review queue on the command line.
+    "insights": (InsightsSettings,),
 }
 
 

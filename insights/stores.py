@@ -1,0 +1,302 @@
+"""The two databases insights reads: Rasa's tracker store and the case store.
+
+They may be different databases (PostgreSQL in production: ``jiebei_tracker``
+and ``jiebei_accounts``; SQLite files when embedded), so nothing here joins
+across them. Rasa creates the ``events`` table itself and owns its columns;
+insights only adds indexes (``CREATE INDEX IF NOT EXISTS``, concurrently on
+PostgreSQL so Rasa's writes never wait) the first time it reads a store.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from typing import Any, Dict, List, Optional, Tuple
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions.services.cases import cases_table
+from actions.services.sql import StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Seconds a statement of insights may take (the figures over 100,000
+# conversations take well under one; a purge of a large backlog longer).
+QUERY_TIMEOUT_S = 60.0
+
+# Rasa's SQLTrackerStore table (rasa/core/tracker_store.py, SQLEvent), as
+# insights reads it. Never created here: Rasa creates it on its first start.
+_tracker_metadata = sa.MetaData()
+events_table = sa.Table(
+    "events",
+    _tracker_metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("sender_id", sa.String(255), nullable=False),
+    sa.Column("type_name", sa.String(255), nullable=False),
+    sa.Column("timestamp", sa.Float),
+    sa.Column("intent_name", sa.String(255)),
+    sa.Column("action_name", sa.String(255)),
+    sa.Column("data", sa.Text),
+)
+
+# (name, table, columns) of the indexes the queries need.
+# - user and action events of a date range (the figures, the review queue);
+#   the figures' columns are in it, so counting reads the index only;
+# - action events by name and time ("did you mean" runs);
+# - a sender's events, by time (the purge's "last event", Rasa's own reads);
+# - outcomes by their last change (the outcome figures).
+TRACKER_INDEXES: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = (
+    (
+        "ix_insights_events_type_time",
+        "events",
+        ("type_name", "timestamp", "sender_id", "intent_name"),
+    ),
+    ("ix_insights_events_action_time", "events", ("action_name", "timestamp")),
+    ("ix_insights_events_sender_time", "events", ("sender_id", "timestamp")),
+)
+CASE_INDEXES: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = (
+    ("ix_insights_outcomes_updated", "diagnosis_outcomes", ("updated_at",)),
+    ("ix_insights_cases_created", "handoff_cases", ("created_at",)),
+)
+
+
+def connect_args(url: str, timeout_s: float) -> Dict[str, Any]:
+    """Bounded connecting and statements (as actions/services/sql.py does)."""
+    if url.startswith("sqlite"):
+        return {"timeout": timeout_s, "check_same_thread": False}
+    if url.startswith("postgresql"):
+        return {
+            "connect_timeout": max(1, math.ceil(min(timeout_s, 10))),
+            "options": f"-c statement_timeout={int(timeout_s * 1000)}",
+        }
+    return {}
+
+
+@functools.lru_cache(maxsize=8)
+def engine_for(url: str, timeout_s: float = QUERY_TIMEOUT_S) -> Engine:
+    """One pooled engine per URL and timeout (created on first use)."""
+    if url.startswith("sqlite:///"):
+        from pathlib import Path
+
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return sa.create_engine(
+        url,
+        connect_args=connect_args(url, timeout_s),
+        pool_pre_ping=True,
+        future=True,
+    )
+
+
+def is_postgres(engine: Engine) -> bool:
+    """PostgreSQL (production) rather than SQLite (embedded)."""
+    return engine.dialect.name == "postgresql"
+
+
+def utc_moment(day: date) -> datetime:
+    """Midnight UTC at the start of ``day``."""
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+
+
+def db_time(engine: Engine, moment: datetime) -> datetime:
+    """A UTC moment as the case store compares it.
+
+    SQLite keeps the case store's times as naive UTC text; PostgreSQL as
+    timestamptz.
+    """
+    moment = moment.astimezone(timezone.utc)
+    return moment if is_postgres(engine) else moment.replace(tzinfo=None)
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite gives naive datetimes back: they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# A literal, not a bound parameter: PostgreSQL matches a GROUP BY expression
+# to the selected one only when both are written the same.
+_SECONDS_A_DAY = sa.literal_column("86400")
+
+
+def epoch_day(engine: Engine, column: Any) -> Any:
+    """SQL: the UTC day number (days since 1970-01-01) of a unix time column."""
+    if is_postgres(engine):
+        return sa.cast(sa.func.floor(column / _SECONDS_A_DAY), sa.Integer)
+    return sa.cast(column / _SECONDS_A_DAY, sa.Integer)
+
+
+def json_text(engine: Engine, column: Any, key: str) -> Any:
+    """SQL: the text of a top-level key of a JSON text column."""
+    if is_postgres(engine):
+        return sa.cast(column, sa.JSON)[key].as_string()
+    return sa.func.json_extract(column, f"$.{key}")
+
+
+def json_number(engine: Engine, column: Any, *path: str) -> Any:
+    """SQL: a number inside a JSON text column (path of keys)."""
+    if is_postgres(engine):
+        return sa.cast(sa.cast(column, sa.JSON)[path].as_string(), sa.Float)
+    return sa.func.json_extract(column, "$." + ".".join(path))
+
+
+@dataclass
+class Stores:
+    """The tracker store and the case store (SQLAlchemy engines)."""
+
+    tracker: Engine
+    cases: Engine
+    _indexed: Dict[str, bool] = field(default_factory=dict)
+
+    @classmethod
+    def from_urls(
+        cls, tracker_url: str, case_url: str, timeout_s: float = QUERY_TIMEOUT_S
+    ) -> Stores:
+        """Engines for the two stores (the same engine when the URLs are equal)."""
+        tracker = engine_for(tracker_url, timeout_s)
+        cases = tracker if case_url == tracker_url else engine_for(case_url, timeout_s)
+        return cls(tracker, cases)
+
+    def has_events(self) -> bool:
+        """Whether Rasa has created its table yet (it does on its first start)."""
+        try:
+            return sa.inspect(self.tracker).has_table("events")
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(_first_line(error)) from None
+
+    def ready_tracker(self) -> bool:
+        """The events table exists, with our indexes; False while it does not."""
+        if self._indexed.get("tracker"):
+            return True
+        if not self.has_events():
+            return False
+        ensure_indexes(self.tracker, TRACKER_INDEXES)
+        self._indexed["tracker"] = True
+        return True
+
+    def ready_cases(self) -> None:
+        """The case store's tables (as the actions create them), with our indexes."""
+        if self._indexed.get("cases"):
+            return
+        try:
+            # The actions' tables (one MetaData): created as CaseStore does.
+            cases_table.metadata.create_all(self.cases)
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(_first_line(error)) from None
+        ensure_indexes(self.cases, CASE_INDEXES)
+        self._indexed["cases"] = True
+
+    def read(self, engine: Engine, work: Any) -> Any:
+        """Run ``work(connection)``; a database failure is StoreUnavailable."""
+        try:
+            with engine.connect() as connection:
+                return work(connection)
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(_first_line(error)) from None
+
+    def write(self, engine: Engine, work: Any) -> Any:
+        """Run ``work(connection)`` in one transaction."""
+        try:
+            with engine.begin() as connection:
+                return work(connection)
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(_first_line(error)) from None
+
+
+def stores_from_settings(settings: Any = None) -> Stores:
+    """The one place that picks the two stores from the configuration."""
+    if settings is None:
+        from settings import insights_settings
+
+        settings = insights_settings()
+    return Stores.from_urls(settings.tracker_store_url, settings.case_store_url)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def ensure_indexes(
+    engine: Engine, indexes: Tuple[Tuple[str, str, Tuple[str, ...]], ...]
+) -> List[str]:
+    """Create the missing indexes; the names of those created.
+
+    PostgreSQL builds them CONCURRENTLY (Rasa keeps writing meanwhile), outside
+    a transaction; an index left invalid by a build that failed half-way is
+    dropped and built again. Two processes doing this at once: the loser's
+    "already exists" is ignored.
+    """
+    created = []
+    for name, table, columns in indexes:
+        try:
+            if _create_index(engine, name, table, columns):
+                created.append(name)
+        except SQLAlchemyError as error:
+            if _index_valid(engine, name):
+                continue  # another process built it meanwhile
+            raise StoreUnavailable(_first_line(error)) from None
+    if created:
+        logger.info("insights: created indexes %s", ", ".join(created))
+    return created
+
+
+def _create_index(
+    engine: Engine, name: str, table: str, columns: Tuple[str, ...]
+) -> bool:
+    quote = engine.dialect.identifier_preparer.quote
+    cols = ", ".join(quote(column) for column in columns)
+    if not is_postgres(engine):
+        with engine.begin() as connection:
+            exists = connection.execute(
+                sa.text("SELECT 1 FROM sqlite_master WHERE type='index' AND name=:n"),
+                {"n": name},
+            ).first()
+            connection.execute(
+                sa.text(f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {table} ({cols})")
+            )
+        return exists is None
+    valid = _index_valid(engine, name)
+    if valid:
+        return False
+    with engine.connect() as connection:
+        autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+        # Building over a large table takes longer than a query may.
+        autocommit.execute(sa.text("SET statement_timeout = 0"))
+        if valid is False:
+            autocommit.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+        autocommit.execute(
+            sa.text(
+                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote(name)} "
+                f"ON {table} ({cols})"
+            )
+        )
+        autocommit.execute(sa.text("RESET statement_timeout"))
+    return True
+
+
+def _index_valid(engine: Engine, name: str) -> Optional[bool]:
+    """PostgreSQL: True/False for a valid/invalid index, None when missing."""
+    if not is_postgres(engine):
+        with engine.connect() as connection:
+            found = connection.execute(
+                sa.text("SELECT 1 FROM sqlite_master WHERE type='index' AND name=:n"),
+                {"n": name},
+            ).first()
+        return True if found else None
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.text(
+                "SELECT i.indisvalid FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :n"
+            ),
+            {"n": name},
+        ).first()
+    return None if row is None else bool(row[0])
+
+
+def read_all(connection: Connection, query: Any) -> List[Any]:
+    """All rows of ``query``."""
+    return list(connection.execute(query).all())
