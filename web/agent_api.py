@@ -345,6 +345,14 @@ async def current_session(request: web.Request, touch: bool = True) -> Session:
     return session
 
 
+async def supervisor_session(request: web.Request) -> Session:
+    """A supervisor's session (insights, review): 401 without one, 403 for an agent."""
+    session = await current_session(request)
+    if session.agent.role != "supervisor":
+        fail(web.HTTPForbidden, "仅限主管 (supervisors only)")
+    return session
+
+
 def check_csrf(request: web.Request, session: Session) -> None:
     """The change carries the session's CSRF token, or 403."""
     sent = request.headers.get(CSRF_HEADER, "")
