@@ -792,6 +792,11 @@ def prepare(store: DeskStore, profile: str) -> Optional[str]:
         if created:
             logger.info("desk: demo agents created: %s (demo only)", ", ".join(created))
         return None
+    if not store.agents():
+        logger.warning(
+            "desk: no agents yet: add one with `make agent-add PROFILE=prod NAME=...`"
+        )
+        return None
     demo = store.demo_password_agents()
     if demo:
         return (
