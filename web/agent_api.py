@@ -135,6 +135,8 @@ class LoginLimit:
     ) -> None:
         self.per_username: List[RateLimitItem] = parse_many(per_username)
         self.per_address: List[RateLimitItem] = parse_many(per_address)
+        # The limiter holds only a weak reference to its storage.
+        self.storage = storage
         self.limiter = strategies.MovingWindowRateLimiter(storage)
 
     @classmethod
@@ -340,6 +342,14 @@ async def current_session(request: web.Request, touch: bool = True) -> Session:
     session = await off_loop(request.app[DESK].store.session, token, touch)
     if session is None:
         fail(web.HTTPUnauthorized, NO_SESSION)
+    return session
+
+
+async def supervisor_session(request: web.Request) -> Session:
+    """A supervisor's session (insights, review): 401 without one, 403 for an agent."""
+    session = await current_session(request)
+    if session.agent.role != "supervisor":
+        fail(web.HTTPForbidden, "仅限主管 (supervisors only)")
     return session
 
 
@@ -781,6 +791,11 @@ def prepare(store: DeskStore, profile: str) -> Optional[str]:
         created = store.ensure_demo_agents()
         if created:
             logger.info("desk: demo agents created: %s (demo only)", ", ".join(created))
+        return None
+    if not store.agents():
+        logger.warning(
+            "desk: no agents yet: add one with `make agent-add PROFILE=prod NAME=...`"
+        )
         return None
     demo = store.demo_password_agents()
     if demo:
