@@ -157,6 +157,15 @@ _CASE_DB_URL = setting(
 # Rasa's tracker store as endpoints*.yml names it: Rasa reads these through
 # the endpoints file; insights/ reads the same store (its `events` table).
 DEFAULT_TRACKER_DB_PATH = ".rasa/tracker.db"
+# The review queue (insights/review.py): read by `python -m insights` and by
+# the page server's /agent/review.
+_REVIEW_CONFIDENCE_BELOW = setting(
+    "REVIEW_CONFIDENCE_BELOW",
+    fraction,
+    0.82,
+    "user messages the NLU was less sure of go to the review queue "
+    "(default: the fallback threshold of config.yml)",
+)
 _IDENTITY_SECRET = setting(
     "IDENTITY_JWT_SECRET",
     secret(MIN_SECRET_CHARS),
@@ -436,6 +445,8 @@ class PageServerSettings:
 
     The desk reads the case store (its own tables beside the cases), Rasa's
     tracker store (the transcripts) and calls Rasa's HTTP API (the relay).
+    The supervisors' insights (web/insights_api.py) read the same stores and
+    ask Rasa's /model/parse.
     """
 
     profile: str = _PROFILE
@@ -545,6 +556,7 @@ class PageServerSettings:
         never_deployed="read by `make agent-add` only: a server never keeps an "
         "agent's password in its environment",
     )
+    review_confidence_below: float = _REVIEW_CONFIDENCE_BELOW
 
     @property
     def case_store_url(self) -> str:
@@ -619,13 +631,7 @@ class InsightsSettings:
         90,
         "conversations whose last event is older are purged (python -m insights purge)",
     )
-    review_confidence_below: float = setting(
-        "REVIEW_CONFIDENCE_BELOW",
-        fraction,
-        0.82,
-        "user messages the NLU was less sure of go to the review queue "
-        "(default: the fallback threshold of config.yml)",
-    )
+    review_confidence_below: float = _REVIEW_CONFIDENCE_BELOW
 
     @property
     def case_store_url(self) -> str:

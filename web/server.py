@@ -34,7 +34,7 @@ from actions import identity
 from actions.services.accounts import fixture_labels
 from actions.services.sql import StoreUnavailable
 from settings import PageServerSettings, load, page_server_settings
-from web import agent_api
+from web import agent_api, insights_api
 
 logger = logging.getLogger(__name__)
 
@@ -196,9 +196,15 @@ async def console_page(request: web.Request) -> web.StreamResponse:
 
 
 def create_app(
-    settings: PageSettings, desk: Optional[agent_api.Desk] = None
+    settings: PageSettings,
+    desk: Optional[agent_api.Desk] = None,
+    insights: Optional[insights_api.Insights] = None,
 ) -> web.Application:
-    """The page server's application; with ``desk``, the agent desk's API too."""
+    """The page server's application.
+
+    With ``desk``, the agent desk's API too, and with ``insights`` (on the
+    desk's sign-in) the supervisors' pages and API.
+    """
     app = web.Application(
         middlewares=[security_headers, agent_api.api_errors],
         client_max_size=agent_api.CLIENT_MAX_SIZE,
@@ -208,6 +214,8 @@ def create_app(
     app.router.add_get("/config.json", config_json)
     if desk is not None:
         agent_api.setup(app, desk)
+        if insights is not None:
+            insights_api.setup(app, insights, settings.static_dir)
     app.router.add_get("/agent", console_page)
     app.router.add_get("/agent/", console_page)
     app.router.add_get("/", static_file)
@@ -257,14 +265,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"profile {settings.profile}",
         f"Rasa {settings.rasa_url}",
         "agent desk /agent/",
+        "insights /agent/insights",
     ]
     if settings.demo_login_secret:
         notes.append("WEB_DEMO_LOGIN on (?as=<fixture id>)")
     logger.info(
         "chat page on http://%s:%d/ (%s)", args.host, args.port, ", ".join(notes)
     )
+    insights = insights_api.Insights.from_urls(
+        declared.tracker_db_url,
+        declared.case_store_url,
+        declared.rasa_api_url,
+        declared.rasa_auth_token,
+        declared.review_confidence_below,
+    )
     web.run_app(
-        create_app(settings, desk),
+        create_app(settings, desk, insights),
         host=args.host,
         port=args.port,
         print=None,

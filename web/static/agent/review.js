@@ -43,7 +43,7 @@
     low_confidence: "把握低",
     fallback: "兜底",
     did_you_mean: "「您是想问」",
-    handoff_after: "随后转人工",
+    before_handoff: "随后转人工",
   };
   const NOISE_TEXT = "不是问题 / 噪声";
 
@@ -65,7 +65,7 @@
     const summary = result.data;
     document.getElementById("reviewed-count").textContent = String(summary.reviewed);
     document.getElementById("reviewed-note").textContent =
-      (summary.exportable !== undefined ? summary.exportable + " 条可写入训练数据" : "");
+      summary.reviewed > summary.scored ? (summary.reviewed - summary.scored) + " 条标为噪声（不计入准确率）" : "";
     accuracy("accuracy-before", summary.before);
     accuracy("accuracy-after", summary.after);
   }
@@ -114,7 +114,7 @@
     line.append(reasons);
 
     const predicted = S.make("td");
-    predicted.append(S.make("span", "intent", item.intent || "—"));
+    predicted.append(S.make("span", "intent", item.predicted || "—"));
     if (typeof item.confidence === "number") {
       predicted.append(S.make("span", "muted small", "（" + Math.round(item.confidence * 100) + "%）"));
     }
