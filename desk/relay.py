@@ -76,6 +76,35 @@ class RasaRelay:
             await self._session.close()
             self._session = None
 
+    async def parse(self, text: str) -> Dict[str, Any]:
+        """What the model Rasa serves makes of ``text`` (``POST /model/parse``).
+
+        Rasa's parse result: intent, intent_ranking, response_selector... The
+        insights' review summary asks it how the current model labels the
+        reviewed messages (web/insights_api.py). RelayError says why it failed.
+        """
+        params = {"token": self.token} if self.token else {}
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s)
+            )
+        try:
+            async with self._session.post(
+                f"{self.base_url}/model/parse", json={"text": text}, params=params
+            ) as answer:
+                if answer.status >= 300:
+                    raise RelayError(f"Rasa answered {answer.status} to /model/parse")
+                parsed = await answer.json(content_type=None)
+        except asyncio.TimeoutError:
+            raise RelayError(
+                f"Rasa did not answer /model/parse within {self.timeout_s:g} s"
+            ) from None
+        except (aiohttp.ClientError, ValueError) as error:
+            raise RelayError(f"Rasa unreachable: {error!r}") from None
+        if not isinstance(parsed, dict) or not isinstance(parsed.get("intent"), dict):
+            raise RelayError("Rasa's /model/parse answered without an intent")
+        return parsed
+
     async def _execute(self, conversation_id: str, action: str) -> None:
         await self._post(
             f"/conversations/{quote(conversation_id, safe='')}/execute",

@@ -349,6 +349,8 @@ def test_insights_page_shows_its_charts(
         "—", timeout=PAGE_TIMEOUT_MS
     )
     for chart in CHARTS:
+        # drawn, its entry animation finished (ECharts' "finished" event)
+        page.wait_for_selector(f"#{chart}[data-rendered='1']", timeout=PAGE_TIMEOUT_MS)
         page.wait_for_selector(f"#{chart} canvas", timeout=PAGE_TIMEOUT_MS)
         box = page.locator(f"#{chart} canvas").first.bounding_box()
         assert box is not None and box["width"] > 100 and box["height"] > 100, chart
@@ -367,7 +369,6 @@ def test_insights_page_shows_its_charts(
         response = context.request.get(href)
         assert response.ok and response.headers["content-type"].startswith("text/csv")
     page.locator('[data-table="causes"] summary').click()
-    page.wait_for_timeout(800)  # ECharts' entry animation (screenshot only)
     page.screenshot(path=str(OUTPUT / "insights.png"), full_page=True)
     assert watch.errors == []
     assert watch.hosts == {"127.0.0.1"}

@@ -178,10 +178,15 @@
 
   // --- the charts (ECharts, canvas) ----------------------------------------
 
+  // One ECharts instance per container; data-rendered="1" once its last
+  // drawing (animation included) has finished.
   function chart(id) {
+    const container = document.getElementById(id);
     if (!charts[id]) {
-      charts[id] = window.echarts.init(document.getElementById(id), null, { renderer: "canvas" });
+      charts[id] = window.echarts.init(container, null, { renderer: "canvas" });
+      charts[id].on("finished", function () { container.dataset.rendered = "1"; });
     }
+    container.dataset.rendered = "";
     return charts[id];
   }
 
@@ -205,13 +210,14 @@
       tooltip: { trigger: "axis" },
       legend: { top: 0 },
       grid: { left: 40, right: 20, top: 36, bottom: 30 },
-      xAxis: { type: "category", data: days.map(function (day) { return day.date; }), boundaryGap: false },
+      xAxis: { type: "category", data: days.map(function (day) { return day.date; }) },
       yAxis: { type: "value", minInterval: 1 },
-      series: series.map(function (item) {
+      // conversations as bars, the diagnoses and their outcomes as lines
+      series: series.map(function (item, index) {
         return {
           name: item[0],
-          type: "line",
-          smooth: false,
+          type: index ? "line" : "bar",
+          barMaxWidth: 28,
           showSymbol: days.length <= 31,
           data: days.map(function (day) { return day[item[1]] || 0; }),
         };
