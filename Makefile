@@ -93,12 +93,12 @@ NODE_MODULES := node_modules/.package-lock.json
 # The browser of the browser tests: Debian's chromium, never a download.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help install web browser spacy train db run serve actions agent-add test lint typecheck pytest validate nlu-test story-test e2e stories bench bench-dialogue bench-security bench-nlu lock clean
+.PHONY: help install web browser spacy train db run serve actions agent-add test lint typecheck pytest validate nlu-test story-test e2e stories bench bench-dialogue bench-security bench-nlu bench-stats review-export purge lock clean
 
 help:
 	@echo "make run      install, train if needed, chat in the terminal"
 	@echo "make test     install, train if needed, run every check"
-	@echo "make install | train | serve | agent-add | lint | bench | bench-security | bench-nlu | clean"
+	@echo "make install | train | serve | agent-add | lint | bench | bench-security | bench-nlu | bench-stats | review-export | purge | clean"
 
 install: $(VENV)/.installed web
 
@@ -250,11 +250,35 @@ stories: train
 # /model/parse and a bare Rasa project, one after another, with each Rasa
 # server's memory and CPU per message (needs PostgreSQL and Redis, local or
 # throwaway, like make e2e; ~25 min), then the security figures
-# (make bench-security).
+# (make bench-security), then the insights figures' query time (make
+# bench-stats).
 # BENCH_ARGS='--levels 8,32 --systems prod,prod2,bare' narrows a run.
 bench: train
 	$(PY) -m scripts.bench_e2e $(BENCH_ARGS)
 	$(PY) -m scripts.security_report
+	$(PY) -m scripts.bench_stats $(BENCH_STATS_ARGS)
+
+# The insights figures over 100,000 generated conversations, on SQLite and a
+# throwaway PostgreSQL database (~10 min, most of it loading the rows):
+# stats() over 30 and 90 days, target under 1 s (docs/insights.md);
+# results/bench_stats.json. BENCH_STATS_ARGS='--conversations 20000
+# --systems sqlite' narrows a run.
+bench-stats: install
+	$(PY) -m scripts.bench_stats $(BENCH_STATS_ARGS)
+
+# The learning loop (docs/insights.md): the messages reviewers labelled go to
+# data/nlu/reviewed.yml (masked; never a message of the development sets or
+# one already in data/), which the next `make train` learns. Reads the stores
+# of the profile (PROFILE=prod: the PostgreSQL ones of the environment).
+review-export: install
+	$(PY) -m insights review-export
+
+# Deletes the conversations idle for more than RETENTION_DAYS (default 90;
+# DAYS=N for this run) from the tracker and case stores, printing the counts.
+# Deployments run it daily (deploy/k8s/purge.yaml; compose's purge service).
+DAYS ?=
+purge: install
+	$(PY) -m insights purge $(if $(DAYS),--days $(DAYS),)
 
 # The Rasa side's CPU per diagnosis turn, in one process (docs/performance.md,
 # "Dialogue cost"): what a dialogue policy costs, unchanged by other work on

@@ -33,10 +33,10 @@ from actions.services.cases import OUTCOMES, cases_table, outcomes_table, status
 from insights.stores import (
     Stores,
     aware,
+    channel_of,
     db_time,
     epoch_day,
     events_table,
-    json_text,
     utc_moment,
 )
 
@@ -248,7 +248,7 @@ def _event_figures(
         events.timestamp < until.timestamp(),
     )
     if channel is not None:
-        user = sa.and_(user, json_text(engine, events.data, "input_channel") == channel)
+        user = sa.and_(user, channel_of(engine) == channel)
     day = epoch_day(engine, events.timestamp).label("day")
     per_day_query = (
         sa.select(

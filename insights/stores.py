@@ -14,7 +14,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -44,24 +44,68 @@ events_table = sa.Table(
     sa.Column("data", sa.Text),
 )
 
-# (name, table, columns) of the indexes the queries need.
+# The channel a user event came in on, as SQL. The same text in the queries
+# and in the index below, so that the database matches them (a bound
+# parameter in place of the key would not match). Rasa stores the event's
+# JSON in ``data``, its channel under ``input_channel``.
+CHANNEL_SQL: Mapping[str, str] = {
+    "sqlite": "json_extract(data, '$.input_channel')",
+    "postgresql": "((data)::json ->> 'input_channel')",
+}
+CHANNEL = "<channel>"
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """An index insights adds: plain columns, or CHANNEL for the expression."""
+
+    name: str
+    table: str
+    columns: Tuple[str, ...]
+    # Only these rows (a partial index), as SQL.
+    where: Optional[str] = None
+
+    def sql(self, engine: Engine, concurrently: bool = False) -> str:
+        """CREATE INDEX IF NOT EXISTS ... in the engine's dialect."""
+        quote = engine.dialect.identifier_preparer.quote
+        columns = ", ".join(
+            CHANNEL_SQL[engine.dialect.name] if column == CHANNEL else quote(column)
+            for column in self.columns
+        )
+        where = f" WHERE {self.where}" if self.where else ""
+        how = "CONCURRENTLY " if concurrently else ""
+        return (
+            f"CREATE INDEX {how}IF NOT EXISTS {quote(self.name)} "
+            f"ON {self.table} ({columns}){where}"
+        )
+
+
+# What the queries need:
 # - user and action events of a date range (the figures, the review queue);
 #   the figures' columns are in it, so counting reads the index only;
+# - the user events of one channel in a date range (the channel filter),
+#   without reading each event's JSON at query time;
 # - action events by name and time ("did you mean" runs);
 # - a sender's events, by time (the purge's "last event", Rasa's own reads);
-# - outcomes by their last change (the outcome figures).
-TRACKER_INDEXES: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = (
-    (
+# - outcomes by their last change, cases by their opening (the figures).
+TRACKER_INDEXES: Tuple[IndexSpec, ...] = (
+    IndexSpec(
         "ix_insights_events_type_time",
         "events",
         ("type_name", "timestamp", "sender_id", "intent_name"),
     ),
-    ("ix_insights_events_action_time", "events", ("action_name", "timestamp")),
-    ("ix_insights_events_sender_time", "events", ("sender_id", "timestamp")),
+    IndexSpec(
+        "ix_insights_events_user_channel",
+        "events",
+        (CHANNEL, "timestamp", "sender_id", "intent_name"),
+        where="type_name = 'user'",
+    ),
+    IndexSpec("ix_insights_events_action_time", "events", ("action_name", "timestamp")),
+    IndexSpec("ix_insights_events_sender_time", "events", ("sender_id", "timestamp")),
 )
-CASE_INDEXES: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = (
-    ("ix_insights_outcomes_updated", "diagnosis_outcomes", ("updated_at",)),
-    ("ix_insights_cases_created", "handoff_cases", ("created_at",)),
+CASE_INDEXES: Tuple[IndexSpec, ...] = (
+    IndexSpec("ix_insights_outcomes_updated", "diagnosis_outcomes", ("updated_at",)),
+    IndexSpec("ix_insights_cases_created", "handoff_cases", ("created_at",)),
 )
 
 
@@ -129,11 +173,9 @@ def epoch_day(engine: Engine, column: Any) -> Any:
     return sa.cast(column / _SECONDS_A_DAY, sa.Integer)
 
 
-def json_text(engine: Engine, column: Any, key: str) -> Any:
-    """SQL: the text of a top-level key of a JSON text column."""
-    if is_postgres(engine):
-        return sa.cast(column, sa.JSON)[key].as_string()
-    return sa.func.json_extract(column, f"$.{key}")
+def channel_of(engine: Engine) -> Any:
+    """SQL: the input channel of an event (of the ``events`` table)."""
+    return sa.literal_column(CHANNEL_SQL[engine.dialect.name])
 
 
 def json_number(engine: Engine, column: Any, *path: str) -> Any:
@@ -219,9 +261,7 @@ def _first_line(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-def ensure_indexes(
-    engine: Engine, indexes: Tuple[Tuple[str, str, Tuple[str, ...]], ...]
-) -> List[str]:
+def ensure_indexes(engine: Engine, indexes: Sequence[IndexSpec]) -> List[str]:
     """Create the missing indexes; the names of those created.
 
     PostgreSQL builds them CONCURRENTLY (Rasa keeps writing meanwhile), outside
@@ -230,12 +270,12 @@ def ensure_indexes(
     "already exists" is ignored.
     """
     created = []
-    for name, table, columns in indexes:
+    for index in indexes:
         try:
-            if _create_index(engine, name, table, columns):
-                created.append(name)
+            if _create_index(engine, index):
+                created.append(index.name)
         except SQLAlchemyError as error:
-            if _index_valid(engine, name):
+            if _index_valid(engine, index.name):
                 continue  # another process built it meanwhile
             raise StoreUnavailable(_first_line(error)) from None
     if created:
@@ -243,36 +283,23 @@ def ensure_indexes(
     return created
 
 
-def _create_index(
-    engine: Engine, name: str, table: str, columns: Tuple[str, ...]
-) -> bool:
-    quote = engine.dialect.identifier_preparer.quote
-    cols = ", ".join(quote(column) for column in columns)
-    if not is_postgres(engine):
-        with engine.begin() as connection:
-            exists = connection.execute(
-                sa.text("SELECT 1 FROM sqlite_master WHERE type='index' AND name=:n"),
-                {"n": name},
-            ).first()
-            connection.execute(
-                sa.text(f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {table} ({cols})")
-            )
-        return exists is None
-    valid = _index_valid(engine, name)
+def _create_index(engine: Engine, index: IndexSpec) -> bool:
+    valid = _index_valid(engine, index.name)
     if valid:
         return False
+    if not is_postgres(engine):
+        with engine.begin() as connection:
+            connection.execute(sa.text(index.sql(engine)))
+        return True
     with engine.connect() as connection:
         autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
         # Building over a large table takes longer than a query may.
         autocommit.execute(sa.text("SET statement_timeout = 0"))
         if valid is False:
-            autocommit.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
-        autocommit.execute(
-            sa.text(
-                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote(name)} "
-                f"ON {table} ({cols})"
+            autocommit.execute(
+                sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {index.name}")
             )
-        )
+        autocommit.execute(sa.text(index.sql(engine, concurrently=True)))
         autocommit.execute(sa.text("RESET statement_timeout"))
     return True
 

@@ -603,6 +603,8 @@ class InsightsSettings:
         DEFAULT_TRACKER_DB_PATH,
         "the embedded tracker store's SQLite file (relative: to the repo); "
         "used while TRACKER_DB_HOST is unset",
+        never_deployed="the embedded profile's file: a deployment's tracker store "
+        "is PostgreSQL (TRACKER_DB_HOST)",
     )
     tracker_db_host: Optional[str] = setting(
         "TRACKER_DB_HOST",

@@ -56,6 +56,8 @@ WEB_SERVICE = "web"
 RASA_DEPLOYMENT = "jiebei-rasa"
 ACTIONS_DEPLOYMENT = "jiebei-actions"
 WEB_DEPLOYMENT = "jiebei-web"
+PURGE_SERVICE = "purge"
+PURGE_CRONJOB = "jiebei-purge"
 PLACEHOLDER = "REPLACE_ME"
 
 ENV_IN_YAML = re.compile(r"\$\{(" + ENV_NAME + r")")
@@ -115,12 +117,22 @@ COMPOSE_CODE: Mapping[str, str] = {
     "actions": "actions",
     "demo-seed": "seed",
     WEB_SERVICE: "web",
+    PURGE_SERVICE: "insights",
 }
 K8S_CODE: Mapping[str, str] = {
     RASA_DEPLOYMENT: "rasa",
     ACTIONS_DEPLOYMENT: "actions",
     WEB_DEPLOYMENT: "web",
 }
+# The process each Kubernetes CronJob runs (a job, not a server: no port,
+# probe or Service).
+K8S_JOB_CODE: Mapping[str, str] = {
+    PURGE_CRONJOB: "insights",
+}
+# Every workload of ours in deploy/k8s: what its container is given is
+# checked alike.
+K8S_WORKLOADS: Mapping[str, str] = {**K8S_CODE, **K8S_JOB_CODE}
+WORKLOAD_KINDS = ("Deployment", "CronJob")
 # Processes that run in compose only, and why Kubernetes has no Deployment
 # for them.
 COMPOSE_ONLY_CODE: Mapping[str, str] = {
@@ -370,10 +382,29 @@ def k8s_object(kind: str, name: str) -> Dict[str, Any]:
     return matches[0]
 
 
-def k8s_container(deployment: str) -> Dict[str, Any]:
-    containers = k8s_object("Deployment", deployment)["spec"]["template"]["spec"][
-        "containers"
+def pod_spec(doc: Mapping[str, Any]) -> Dict[str, Any]:
+    """The pod template's spec of a Deployment or a CronJob."""
+    if doc["kind"] == "CronJob":
+        spec: Dict[str, Any] = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    else:
+        spec = doc["spec"]["template"]["spec"]
+    return spec
+
+
+def k8s_workload(name: str) -> Dict[str, Any]:
+    """The Deployment or CronJob ``name`` of deploy/k8s."""
+    matches = [
+        m.doc
+        for m in all_k8s_manifests()
+        if m.doc.get("kind") in WORKLOAD_KINDS and m.doc["metadata"]["name"] == name
     ]
+    assert len(matches) == 1, f"expected one workload {name!r}, found {len(matches)}"
+    return matches[0]
+
+
+def k8s_container(deployment: str) -> Dict[str, Any]:
+    """The one container of a Deployment or CronJob."""
+    containers = pod_spec(k8s_workload(deployment))["containers"]
     assert len(containers) == 1, f"{deployment}: one container expected"
     container: Dict[str, Any] = containers[0]
     return container
@@ -454,7 +485,7 @@ def compose_deployed(
 def k8s_deployed(
     deployment: str, container: Optional[Mapping[str, Any]] = None
 ) -> Deployed:
-    """The container of a Deployment of deploy/k8s (or a changed copy,
+    """The container of a Deployment or CronJob of deploy/k8s (or a changed copy,
     ``container``); the ConfigMaps and Secrets it names from deploy/k8s."""
     container = k8s_container(deployment) if container is None else container
     values: Dict[str, str] = {}
@@ -506,7 +537,7 @@ def deployed_settings(
 ) -> List[Tuple[str, str, str]]:
     """(where, variable, value) of every setting the deployment files give:
     compose's services (defaults applied), deploy/compose.env.example (commented
-    defaults included), the ConfigMaps and the Deployments' env values."""
+    defaults included), the ConfigMaps and the workloads' env values."""
     raw = compose_raw() if raw_compose is None else raw_compose
     found = [
         (f"docker-compose.yml {name}", key, value)
@@ -524,10 +555,10 @@ def deployed_settings(
                 (manifest.id, key, str(value))
                 for key, value in doc.get("data", {}).items()
             ]
-        if doc["kind"] == "Deployment":
+        if doc["kind"] in WORKLOAD_KINDS:
             found += [
                 (manifest.id, item["name"], str(item["value"]))
-                for container in doc["spec"]["template"]["spec"]["containers"]
+                for container in pod_spec(doc)["containers"]
                 for item in container.get("env", [])
                 if "value" in item
             ]

@@ -6,6 +6,7 @@ address, starts in order, and gets the memory it was measured to need.
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any, List, Mapping
 from urllib.parse import urlsplit
@@ -19,6 +20,8 @@ from tests.deploy.support import (
     ENDPOINTS_PROD,
     K8S_CODE,
     PAGE_SERVER_MODULE,
+    PURGE_CRONJOB,
+    PURGE_SERVICE,
     RASA_DEPLOYMENT,
     RASA_SERVICE,
     WEB_DEPLOYMENT,
@@ -28,6 +31,7 @@ from tests.deploy.support import (
     declared_value,
     dummy_env,
     k8s_container,
+    k8s_deployed,
     k8s_manifests,
     k8s_object,
     option,
@@ -343,3 +347,53 @@ def test_several_rasa_replicas_share_their_state() -> None:
         issubclass(tracker, SQLTrackerStore)
         and tracker_store.get("dialect") != "sqlite"
     ), tracker
+
+
+def purge_job_problems(job: Mapping[str, Any]) -> List[str]:
+    """The retention purge runs daily, never twice at once, and ends."""
+    spec = job["spec"]
+    problems = []
+    fields = str(spec.get("schedule", "")).split()
+    if len(fields) != 5 or fields[2:] != ["*", "*", "*"] or "*" in fields[:2]:
+        problems.append(f"schedule {spec.get('schedule')!r} is not once a day")
+    if spec.get("concurrencyPolicy") != "Forbid":
+        problems.append("two purges could run at once: concurrencyPolicy: Forbid")
+    if not spec["jobTemplate"]["spec"].get("activeDeadlineSeconds"):
+        problems.append("a hung purge is never stopped: activeDeadlineSeconds")
+    return problems
+
+
+def test_the_purge_runs_daily_with_the_servers_stores() -> None:
+    """compose's purge service and the CronJob run the same command, on the
+    tracker store Rasa writes and the case store the actions write."""
+    compose_args = command_list(compose()["services"][PURGE_SERVICE])
+    assert compose_args == ["python", "-m", "insights", "purge"]
+    assert compose_args == list(k8s_container(PURGE_CRONJOB)["args"])
+    job = k8s_object("CronJob", PURGE_CRONJOB)
+    assert purge_job_problems(job) == []
+    purge, rasa, actions = (
+        k8s_deployed(name)
+        for name in (PURGE_CRONJOB, RASA_DEPLOYMENT, ACTIONS_DEPLOYMENT)
+    )
+    for name in (
+        "TRACKER_DB_HOST",
+        "TRACKER_DB_PORT",
+        "TRACKER_DB_NAME",
+        "TRACKER_DB_USER",
+    ):
+        assert purge.values[name] == rasa.values[name], name
+    assert purge.secrets["TRACKER_DB_PASSWORD"] == "jiebei-secrets/TRACKER_DB_PASSWORD"
+    for name in ("ACCOUNT_DB_URL", "CASE_DB_URL"):
+        assert purge.secrets[name] == actions.secrets[name], name
+    assert declared_value("insights", "RETENTION_DAYS", purge.values["RETENTION_DAYS"])
+    assert compose()["services"][PURGE_SERVICE]["profiles"] == ["maintenance"], (
+        "run by the host's cron, not started by `docker compose up`"
+    )
+
+
+def test_purge_job_check_can_fail() -> None:
+    job = copy.deepcopy(k8s_object("CronJob", PURGE_CRONJOB))
+    job["spec"]["schedule"] = "*/5 * * * *"
+    del job["spec"]["concurrencyPolicy"]
+    del job["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+    assert len(purge_job_problems(job)) == 3

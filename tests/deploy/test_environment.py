@@ -34,12 +34,16 @@ from tests.deploy.support import (
     IDENTITY_SECRET,
     K8S_ARG_REF,
     K8S_CODE,
+    K8S_JOB_CODE,
+    K8S_WORKLOADS,
     NEVER_DEPLOYED,
     OPTIONAL_SECRETS,
+    PURGE_SERVICE,
     RASA_DEPLOYMENT,
     RASA_SERVICE,
     WEB_CHANNELS,
     WEB_SERVICE,
+    WORKLOAD_KINDS,
     Manifest,
     all_k8s_manifests,
     channel_env_vars,
@@ -56,6 +60,7 @@ from tests.deploy.support import (
     k8s_manifests,
     k8s_object,
     never_deployed,
+    pod_spec,
     service_env,
 )
 
@@ -74,12 +79,17 @@ def test_every_server_is_mapped_to_its_code() -> None:
         if m.doc["kind"] == "Deployment"
     }
     assert deployments == set(K8S_CODE), "update K8S_CODE"
+    jobs = {
+        m.doc["metadata"]["name"] for m in k8s_manifests() if m.doc["kind"] == "CronJob"
+    }
+    assert jobs == set(K8S_JOB_CODE), "update K8S_JOB_CODE"
     assert set(COMPOSE_CODE.values()) == set(PROCESSES), (
         "every process of settings.processes.PROCESSES runs in a compose service"
     )
     assert set(COMPOSE_ONLY_CODE) <= set(PROCESSES), "stale COMPOSE_ONLY_CODE"
-    assert set(K8S_CODE.values()) == set(PROCESSES) - set(COMPOSE_ONLY_CODE), (
-        "every process runs in a Deployment, unless COMPOSE_ONLY_CODE says why not"
+    assert set(K8S_WORKLOADS.values()) == set(PROCESSES) - set(COMPOSE_ONLY_CODE), (
+        "every process runs in a Deployment or CronJob, unless COMPOSE_ONLY_CODE "
+        "says why not"
     )
 
 
@@ -106,9 +116,9 @@ def test_compose_sets_every_variable_the_service_reads(service: str) -> None:
     )
 
 
-@pytest.mark.parametrize("deployment", list(K8S_CODE))
+@pytest.mark.parametrize("deployment", list(K8S_WORKLOADS))
 def test_kubernetes_sets_every_variable_the_container_reads(deployment: str) -> None:
-    wanted = deployed_env_vars(K8S_CODE[deployment])
+    wanted = deployed_env_vars(K8S_WORKLOADS[deployment])
     missing = wanted - k8s_container_env(k8s_container(deployment))
     assert not missing, f"deploy/k8s {deployment} does not set {sorted(missing)}"
 
@@ -130,8 +140,8 @@ def test_never_deployed_variables_are_not_set() -> None:
     for manifest in all_k8s_manifests():
         doc = manifest.doc
         keys = set(doc.get("data", {})) | set(doc.get("stringData", {}))
-        if doc["kind"] == "Deployment":
-            for container in doc["spec"]["template"]["spec"]["containers"]:
+        if doc["kind"] in WORKLOAD_KINDS:
+            for container in pod_spec(doc)["containers"]:
                 keys |= {item["name"] for item in container.get("env", [])}
         set_somewhere |= {(manifest.id, key) for key in keys}
     wrong = sorted(
@@ -164,7 +174,7 @@ def never_deployed_problems(
                 (containers or {}).get(deployment) or k8s_container(deployment)
             ),
         )
-        for deployment, code in K8S_CODE.items()
+        for deployment, code in K8S_WORKLOADS.items()
     ]
     return sorted(
         f"{where}: {name}: {reason}"
@@ -206,10 +216,10 @@ def unread_settings_problems(
     readers: Dict[str, Set[str]] = {}
     for manifest in manifests:
         doc = manifest.doc
-        if doc["kind"] != "Deployment":
+        if doc["kind"] not in WORKLOAD_KINDS:
             continue
-        code = K8S_CODE[doc["metadata"]["name"]]
-        for container in doc["spec"]["template"]["spec"]["containers"]:
+        code = K8S_WORKLOADS[doc["metadata"]["name"]]
+        for container in pod_spec(doc)["containers"]:
             args = container.get("command", []) + container.get("args", [])
             reads = set(code_env_vars(code)) | {
                 name for arg in args for name in K8S_ARG_REF.findall(str(arg))
@@ -266,7 +276,7 @@ def test_unread_settings_check_can_fail() -> None:
         assert expected in problems, problems
 
 
-@pytest.mark.parametrize("deployment", list(K8S_CODE))
+@pytest.mark.parametrize("deployment", list(K8S_WORKLOADS))
 def test_kubernetes_references_resolve(deployment: str) -> None:
     container = k8s_container(deployment)
     for item in container.get("env", []):
@@ -326,7 +336,12 @@ def test_compose_store_settings_point_at_the_compose_servers() -> None:
     postgres_env = service_env(postgres)
     assert rasa_env["TRACKER_DB_USER"] == postgres_env["POSTGRES_USER"]
     assert rasa_env["TRACKER_DB_PASSWORD"] == postgres_env["POSTGRES_PASSWORD"]
-    for service in ACTIONS_SERVICES:
+    purge_env = service_env(services[PURGE_SERVICE])
+    for name in ("HOST", "PORT", "NAME", "USER", "PASSWORD"):
+        assert purge_env[f"TRACKER_DB_{name}"] == rasa_env[f"TRACKER_DB_{name}"], (
+            f"{PURGE_SERVICE}: the tracker store is Rasa's"
+        )
+    for service in (*ACTIONS_SERVICES, PURGE_SERVICE):
         for name in ("ACCOUNT_DB_URL", "CASE_DB_URL"):
             url = urlsplit(service_env(services[service])[name])
             assert (url.hostname, url.port or 5432) == (

@@ -29,17 +29,19 @@ from tests.deploy.support import (
     CONFIG,
     CREDENTIALS,
     ENDPOINTS_PROD,
-    K8S_CODE,
+    K8S_WORKLOADS,
     PAGE_SERVER_MODULE,
     RASA_SERVICE,
     ROOT,
+    WORKLOAD_KINDS,
     command_list,
     compose,
     k8s_manifests,
-    k8s_object,
+    k8s_workload,
     module_file,
     option,
     page_server_module,
+    pod_spec,
     relative,
 )
 
@@ -305,8 +307,8 @@ def test_images_run_as_the_same_non_root_user() -> None:
     runtime = stage_chain(dockerfile_stages(), runtime_stage_name())
     user = next(stage.user for stage in runtime if stage.user)
     assert user and user not in ("root", "0")
-    for deployment in K8S_CODE:
-        pod = k8s_object("Deployment", deployment)["spec"]["template"]["spec"]
+    for deployment in K8S_WORKLOADS:
+        pod = pod_spec(k8s_workload(deployment))
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert str(pod["securityContext"]["runAsUser"]) == user
 
@@ -316,8 +318,8 @@ def test_no_latest_or_untagged_third_party_images() -> None:
     images += [
         container["image"]
         for m in k8s_manifests()
-        if m.doc["kind"] == "Deployment"
-        for container in m.doc["spec"]["template"]["spec"]["containers"]
+        if m.doc["kind"] in WORKLOAD_KINDS
+        for container in pod_spec(m.doc)["containers"]
     ]
     stages = dockerfile_stages()
     images += [stage.base for stage in stages.values() if stage.base not in stages]

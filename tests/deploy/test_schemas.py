@@ -29,6 +29,7 @@ from tests.deploy.support import (
     COMPOSE_FILE,
     COMPOSE_SCHEMA,
     K8S_CODE,
+    K8S_JOB_CODE,
     K8S_VERSION,
     RASA_DEPLOYMENT,
     ROOT,
@@ -143,6 +144,8 @@ def test_expected_kubernetes_objects_exist() -> None:
     for deployment in K8S_CODE:
         assert ("Deployment", deployment) in kinds
         assert ("Service", deployment) in kinds
+    for job in K8S_JOB_CODE:
+        assert ("CronJob", job) in kinds
     assert any(kind == "ConfigMap" for kind, _ in kinds)
     assert any(kind == "Secret" for kind, _ in kinds)
 

@@ -24,8 +24,8 @@ from tests.deploy.support import (
     COMPOSE_ENV_EXAMPLE,
     IDENTITY_SECRET,
     K8S_ARG_REF,
-    K8S_CODE,
     K8S_TEMPLATES,
+    K8S_WORKLOADS,
     OPTIONAL_SECRETS,
     PLACEHOLDER,
     REQUIRED_REF,
@@ -35,6 +35,7 @@ from tests.deploy.support import (
     URL_PASSWORD,
     WEB_DEPLOYMENT,
     WEB_SERVICE,
+    WORKLOAD_KINDS,
     Deployed,
     all_k8s_manifests,
     channel_env_vars,
@@ -49,6 +50,7 @@ from tests.deploy.support import (
     k8s_container,
     k8s_deployed,
     k8s_manifests,
+    pod_spec,
     relative,
     required_compose_vars,
     service_env,
@@ -164,7 +166,7 @@ def test_optional_secrets_are_the_channels_secrets() -> None:
 
 def test_kubernetes_requires_every_other_secret() -> None:
     """A missing required secret stops the pod; a missing channel secret does not."""
-    for deployment in K8S_CODE:
+    for deployment in K8S_WORKLOADS:
         for item in k8s_container(deployment).get("env", []):
             ref = item.get("valueFrom", {}).get("secretKeyRef")
             if ref is not None:
@@ -215,8 +217,8 @@ def test_kubernetes_holds_no_plaintext_secret() -> None:
                 assert not URL_PASSWORD.search(str(value)), (
                     f"{manifest.id}: {key} holds a password"
                 )
-        if doc["kind"] == "Deployment":
-            for container in doc["spec"]["template"]["spec"]["containers"]:
+        if doc["kind"] in WORKLOAD_KINDS:
+            for container in pod_spec(doc)["containers"]:
                 for item in container.get("env", []):
                     if SECRET_NAME.search(item["name"]) or "URL" in item["name"]:
                         assert "secretKeyRef" in item.get("valueFrom", {}), (
@@ -241,7 +243,7 @@ def test_servers_get_only_the_secrets_they_read() -> None:
     gets no ACTION_SERVER_TOKEN."""
     servers = [
         (compose_deployed(service), code) for service, code in COMPOSE_CODE.items()
-    ] + [(k8s_deployed(name), code) for name, code in K8S_CODE.items()]
+    ] + [(k8s_deployed(name), code) for name, code in K8S_WORKLOADS.items()]
     assert [
         p for server, code in servers for p in secrets_not_read_problems(server, code)
     ] == []
