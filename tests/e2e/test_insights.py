@@ -49,7 +49,6 @@ from devtools.project import ROOT
 from devtools.scenarios import OPENING, RATING_QUESTION, answer_to
 from devtools.servers import free_port
 from insights import export, review
-from insights.stores import Stores
 
 pytestmark = pytest.mark.e2e
 
@@ -497,16 +496,25 @@ def test_unsure_message_labelled_in_the_browser_is_learnt(
     assert summary["before"] == {"correct": 0, "accuracy": 0.0, "total": 1}
     assert summary["after"] == {"correct": 0, "accuracy": 0.0, "total": 1}
 
-    # make review-export's function, on a copy of the project (never the
-    # repo's data/): what it checks against is copied too.
+    # make review-export (python -m insights review-export) over the test's
+    # stores, written into a copy of the project's data (never the repo's).
     workdir = tmp_path_factory.mktemp("review_loop")
     project = project_copy(workdir / "project")
     exported = project / "data" / "nlu" / "reviewed.yml"
-    stores = Stores.from_urls(
-        f"sqlite:///{bot.env['TRACKER_DB_PATH']}", bot.env["ACCOUNT_DB_URL"]
+    done = subprocess.run(
+        [sys.executable, "-m", "insights", "review-export", "--out", str(exported)],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "ACCOUNT_DB_URL": bot.env["ACCOUNT_DB_URL"],
+            "TRACKER_DB_PATH": bot.env["TRACKER_DB_PATH"],
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    report = export.export_reviewed(stores, root=project)
-    assert report.path == exported and report.total == 1
+    assert done.returncode == 0, done.stderr
     assert [
         (label, text)
         for label, text in export.nlu_file_examples(exported)
