@@ -1,8 +1,9 @@
 """The supervisors' insights and review API and pages (web/insights_api.py).
 
 A real page server application (aiohttp's TestClient) with the desk's real
-sign-in over SQLite stores: Rasa's ``events`` table and the case store, filled
-as Rasa and the actions fill them. Rasa's /model/parse is a small fake server.
+sign-in over SQLite stores and over a real PostgreSQL: Rasa's ``events`` table
+and the case store, filled as Rasa and the actions fill them. Rasa's
+/model/parse is a small fake server.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, AsyncIterator, Dict, List, Optional
+from typing import Any, AsyncIterator, Dict, Iterator, List, Optional
 
 import pytest
 import sqlalchemy as sa
@@ -28,6 +29,7 @@ from desk.relay import RasaRelay
 from desk.store import DeskStore
 from desk.transcript import TranscriptReader
 from devtools.privacy_cases import ID_CARD, MOBILE
+from devtools.servers import Postgres
 from insights import export, review
 from insights.stores import Stores, events_table
 from web import insights_api, server
@@ -136,12 +138,26 @@ class FakeRasa:
         )
 
 
+BOTH_STORES = pytest.mark.parametrize("urls", ["sqlite", "postgresql"], indirect=True)
+
+
 @pytest.fixture
-def urls(tmp_path: Path) -> Dict[str, str]:
-    return {
-        "cases": f"sqlite:///{tmp_path / 'cases.db'}",
-        "tracker": f"sqlite:///{tmp_path / 'tracker.db'}",
-    }
+def urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Dict[str, str]]:
+    """The tracker store and the case store: SQLite files (embedded), or two
+    databases of a real PostgreSQL (production) for the tests marked BOTH_STORES."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield {
+            "cases": f"sqlite:///{tmp_path / 'cases.db'}",
+            "tracker": f"sqlite:///{tmp_path / 'tracker.db'}",
+        }
+        return
+    postgres: Postgres = request.getfixturevalue("postgres")
+    names = [postgres.create_database(), postgres.create_database()]
+    try:
+        yield {"cases": postgres.url(names[0]), "tracker": postgres.url(names[1])}
+    finally:
+        for name in names:
+            postgres.drop_database(name)
 
 
 @pytest.fixture
@@ -322,6 +338,7 @@ async def test_bad_labels_and_items(client: TestClient, tracker: Tracker) -> Non
     ] == 0
 
 
+@BOTH_STORES
 async def test_stats_figures(
     client: TestClient, tracker: Tracker, urls: Dict[str, str]
 ) -> None:
@@ -361,6 +378,7 @@ async def test_stats_figures(
     assert other["counts"]["conversations"] == 0
 
 
+@BOTH_STORES
 async def test_csv_tables_for_excel(client: TestClient, tracker: Tracker) -> None:
     tracker.user("a", "借呗不见了", "jiebei_entry_missing", 0.97)
     await sign_in(client, "sue")
@@ -395,6 +413,7 @@ async def test_csv_tables_for_excel(client: TestClient, tracker: Tracker) -> Non
     ]
 
 
+@BOTH_STORES
 async def test_personal_data_that_slipped_into_a_store_never_leaves_unmasked(
     client: TestClient, tracker: Tracker, urls: Dict[str, str], tmp_path: Path
 ) -> None:
@@ -440,6 +459,7 @@ async def test_personal_data_that_slipped_into_a_store_never_leaves_unmasked(
     assert leaks(exported) == []
 
 
+@BOTH_STORES
 async def test_a_label_is_stored_with_who_and_when(
     client: TestClient, tracker: Tracker
 ) -> None:
@@ -489,6 +509,7 @@ async def test_a_label_is_stored_with_who_and_when(
     assert (await response.json())["item"]["label"] == review.NOISE
 
 
+@BOTH_STORES
 async def test_summary_before_and_after(
     client: TestClient, tracker: Tracker, rasa: tuple[FakeRasa, str]
 ) -> None:
