@@ -49,7 +49,10 @@ def problem_of(tracker: Tracker) -> Optional[str]:
     noted = tracker.get_slot("problem_text")
     if noted:
         return str(noted)
-    text = (tracker.latest_message or {}).get("text")
+    # The user event's text: as the user wrote it (masked by the input gate);
+    # latest_message holds the NLU's normalised copy.
+    said = [e.get("text") for e in tracker.events if e.get("event") == "user"]
+    text = said[-1] if said else None
     if isinstance(text, str) and text.strip() and not text.startswith("/"):
         return text.strip()
     return None

@@ -112,11 +112,18 @@ def user_said(text: str, intent: str = "request_human") -> Dict[str, Any]:
 
 
 def said_last(sender: str, text: str, **slots: Any) -> Any:
-    """A tracker whose latest message is ``text`` (on socket.io)."""
+    """A tracker whose latest message is ``text`` (on socket.io).
+
+    latest_message holds the text as the NLU normalised it (half-width
+    punctuation), the user event the words as written.
+    """
     return make_tracker(
         sender,
         slots=slots,
-        latest_message={"text": text, "intent": {"name": "request_human"}},
+        latest_message={
+            "text": text.replace("，", ","),
+            "intent": {"name": "request_human"},
+        },
         events=[user_said(text)],
     )
 
