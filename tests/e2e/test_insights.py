@@ -60,6 +60,7 @@ SUPERVISOR, AGENT = "agent1", "agent2"
 # reviewer says it asks about the conditions for opening 借呗.
 UNSURE = "借呗多大年龄可以用"
 UNSURE_LABEL = "jiebei_cannot_open"
+INJECTION = '<img src=x onerror="window.__pwned=1">'
 CHARTS = (
     "chart-per-day",
     "chart-csat",
@@ -467,11 +468,18 @@ def test_unsure_message_labelled_in_the_browser_is_learnt(
     then, confidence = review.predicted_label(parsed["parse_data"])
     assert then != UNSURE_LABEL and confidence < 0.82
 
+    # Markup a user typed is queued too, and shown as text.
+    conversation(bot, "visitor_review_markup", INJECTION)
+
     # It is in the queue; the supervisor labels it in the browser.
     context, page, watch = signed_in(browser, page_server, SUPERVISOR)
     page.goto("/agent/review")
     row = page.locator("#queue-body tr", has_text=UNSURE)
     row.wait_for(timeout=PAGE_TIMEOUT_MS)
+    markup = page.locator("#queue-body td.text", has_text=INJECTION)
+    assert markup.inner_text() == INJECTION
+    assert page.locator("#queue-body img").count() == 0
+    assert page.evaluate("window.__pwned") is None
     assert "兜底" in row.locator(".reason").all_inner_texts()
     assert row.locator(".intent").inner_text() == then
     picker = row.locator("select.label-picker")
