@@ -1,7 +1,7 @@
 """``python -m insights``: the figures, the review queue and the retention purge.
 
     python -m insights stats --from 2024-05-01 --to 2024-05-31 [--channel C] [--json]
-    python -m insights review-queue [--limit 50] [--days 90] [--json]
+    python -m insights review-queue [--limit 50] [--days 30] [--json]
     python -m insights review-label ITEM_ID LABEL [--reviewer NAME]
     python -m insights review-export [--out data/nlu/reviewed.yml]
     python -m insights purge [--days N]
@@ -37,7 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     figures.add_argument("--json", action="store_true", help="the JSON of the API")
     queue = commands.add_parser("review-queue", help="messages the NLU was unsure of")
     queue.add_argument("--limit", type=int, default=review.DEFAULT_LIMIT)
-    queue.add_argument("--days", type=int, help="only the last N days")
+    queue.add_argument(
+        "--days",
+        type=int,
+        default=review.DEFAULT_DAYS,
+        help=f"the last N days (default {review.DEFAULT_DAYS})",
+    )
     queue.add_argument("--json", action="store_true")
     label = commands.add_parser("review-label", help="label one queue item")
     label.add_argument("item_id")
@@ -82,11 +87,9 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
         print(_json(figures) if args.json else render_stats(figures))
         return 0
     if args.command == "review-queue":
-        since = None
-        if args.days is not None:
-            if args.days < 1:
-                raise ValueError("--days must be 1 or more")
-            since = datetime.now(timezone.utc) - timedelta(days=args.days)
+        if args.days < 1:
+            raise ValueError("--days must be 1 or more")
+        since = datetime.now(timezone.utc) - timedelta(days=args.days)
         items = review.review_queue(
             stores, settings.review_confidence_below, limit=args.limit, since=since
         )

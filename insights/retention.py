@@ -6,7 +6,9 @@ outcome's last change, its handoff cases' opening and their status's last
 change. Then everything of it goes: its events, its outcome, its cases, their
 status rows and the desk's audit rows of those cases. Labels reviewers gave
 (``review_labels``) stay: they hold masked text only and are training data;
-the queue's unlabelled items came from the events and go with them.
+the queue's unlabelled items came from the events and go with them. The daily
+rollups of the days it deleted events of are rolled up again from what is
+left (insights/rollup.py), so no conversation outlives the retention there.
 
 Safe to run again at any time (a second run finds nothing); it works in
 chunks of conversations, each deleted in one transaction per database, and
@@ -22,7 +24,8 @@ from typing import Any, Dict, List, Optional, Sequence, Set
 import sqlalchemy as sa
 
 from actions.services.cases import cases_table, outcomes_table, status_table
-from insights.stores import Stores, db_time, events_table
+from insights.rollup import day_number, drop_rollups, ensure_rollups
+from insights.stores import Stores, conversations_table, db_time, events_table
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,14 @@ def purge(stores: Stores, days: int, now: Optional[datetime] = None) -> Dict[str
         for name, number in _delete_case_rows(stores, done).items():
             counts[name] += number
         counts["conversations"] += len(done)
+    if counts["conversations"]:
+        # The rollups of the days whose events went are rolled up again from
+        # what is left (every deleted event is older than the cutoff).
+        stores.write(
+            stores.cases,
+            lambda c: drop_rollups(c, day_number(cutoff.timestamp())),
+        )
+    ensure_rollups(stores, now)
     logger.info("insights purge (older than %s): %s", cutoff.isoformat(), counts)
     return {"cutoff": cutoff.isoformat(), "retention_days": days, **counts}
 
@@ -177,6 +188,8 @@ def _delete_case_rows(stores: Stores, conversations: List[str]) -> Dict[str, int
                 outcomes_table.c.conversation_id.in_(conversations)
             )
         ).rowcount
+        known = conversations_table.c.conversation_id
+        connection.execute(conversations_table.delete().where(known.in_(conversations)))
         return counts
 
     result: Dict[str, int] = stores.write(stores.cases, delete)

@@ -20,9 +20,10 @@ to data/nlu/reviewed.yml for the next ``make train``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,7 +44,14 @@ import sqlalchemy as sa
 import yaml
 
 from bot_server.pipeline.gate import mask_personal_data
-from insights.stores import Stores, aware, events_table, json_number
+from insights.stores import (
+    CONFIDENCE_INDEX,
+    Stores,
+    aware,
+    confidence_of,
+    events_table,
+    labels_table,
+)
 from nlu.normaliser import normalise
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,27 +64,13 @@ NOISE = "noise"
 # Why a message is in the queue.
 REASONS = ("low_confidence", "fallback", "did_you_mean", "before_handoff")
 DEFAULT_LIMIT = 50
+# The queue's window by default (the CLI's; the page's to pass): the last
+# 30 days. Over 90 days of 100,000 conversations it takes seconds.
+DEFAULT_DAYS = 30
 MAX_LIMIT = 500
 # Senders per IN (...) list.
 CHUNK = 500
-MAX_LABEL_CHARS = 64
 MAX_REVIEWER_CHARS = 64
-
-_metadata = sa.MetaData()
-labels_table = sa.Table(
-    "review_labels",
-    _metadata,
-    # sha256 of the key, hex: the API's item id. The key itself can be longer
-    # than a PostgreSQL index entry may be (1000 Chinese characters).
-    sa.Column("item_id", sa.String(64), primary_key=True),
-    sa.Column("normalised", sa.Text, nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("label", sa.String(MAX_LABEL_CHARS), nullable=False),
-    sa.Column("reviewer", sa.String(MAX_REVIEWER_CHARS), nullable=False),
-    sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("predicted", sa.String(255), nullable=True),
-    sa.Column("confidence", sa.Float, nullable=True),
-)
 
 
 class ReviewError(ValueError):
@@ -87,6 +81,7 @@ class UnknownItem(LookupError):
     """No message of the queue (or labelled before) has this id."""
 
 
+@functools.lru_cache(maxsize=65536)
 def dedup_key(text: str) -> str:
     """What two messages share when they say the same thing.
 
@@ -203,114 +198,111 @@ def _iso(timestamp: float) -> str:
 
 
 def _ready(stores: Stores) -> None:
-    stores.ready_cases()
-    if not stores._indexed.get("review_labels"):
-        stores.write(stores.cases, lambda c: _metadata.create_all(c))
-        stores._indexed["review_labels"] = True
+    stores.ready_cases()  # review_labels is one of insights' tables
 
 
 def _occurrences(
     stores: Stores, threshold: float, since: Optional[float]
 ) -> Dict[int, Occurrence]:
-    """The queue's messages since ``since`` (unix time; None: all), by event id."""
+    """The queue's messages since ``since`` (unix time; None: all), by event id.
+
+    The database finds them (each query on an index: the fallbacks, the
+    confidences, and for each "did you mean" and each 转人工 the user's
+    messages just before it); only those messages are read.
+    """
     if not stores.ready_tracker():
         return {}
     engine = stores.tracker
     events = events_table.c
-    recent = events.timestamp >= since if since is not None else sa.true()
-    columns = (
-        events.id,
-        events.sender_id,
-        events.type_name,
-        events.timestamp,
-        events.intent_name,
-        events.action_name,
-        events.data,
-    )
-    unsure = sa.select(*columns).where(
+    reasons: Dict[int, Set[str]] = {}
+
+    def recent(table: Any) -> Any:
+        return table.c.timestamp >= since if since is not None else sa.true()
+
+    fallbacks = sa.select(events.id).where(
         events.type_name == "user",
-        recent,
-        sa.or_(
-            events.intent_name == FALLBACK_INTENT,
-            json_number(engine, events.data, "parse_data", "intent", "confidence")
-            < threshold,
-        ),
+        recent(events_table),
+        events.intent_name == FALLBACK_INTENT,
     )
-    involved = (
-        sa.select(events.sender_id)
+    unsure = (
+        sa.select(events.id)
         .where(
-            recent,
-            sa.or_(
-                sa.and_(
-                    events.type_name == "action", events.action_name == CLARIFY_ACTION
-                ),
-                sa.and_(events.type_name == "user", events.intent_name == HUMAN_INTENT),
-            ),
+            events.type_name == "user",
+            confidence_of(engine) < threshold,
+            recent(events_table),
         )
-        .distinct()
+        # SQLite's planner would rather walk the (type, time) index.
+        .with_hint(events_table, f"INDEXED BY {CONFIDENCE_INDEX}", "sqlite")
+    )
+    action = events_table.alias("asked")
+    clarified = sa.select(_user_before(action, 0)).where(
+        action.c.action_name == CLARIFY_ACTION,
+        action.c.type_name == "action",
+        recent(action),
+    )
+    human = events_table.alias("human")
+    handed = sa.select(
+        *(_user_before(human, n) for n in range(HUMAN_WITHIN_TURNS))
+    ).where(
+        human.c.type_name == "user",
+        human.c.intent_name == HUMAN_INTENT,
+        recent(human),
     )
 
+    def mark(ids: Iterable[Any], reason: str) -> None:
+        for event_id in ids:
+            if event_id is not None:
+                reasons.setdefault(int(event_id), set()).add(reason)
+
     def read(connection: sa.engine.Connection) -> Dict[int, Occurrence]:
+        mark((row[0] for row in connection.execute(fallbacks)), "fallback")
+        mark((row[0] for row in connection.execute(unsure)), "low_confidence")
+        mark((row[0] for row in connection.execute(clarified)), "did_you_mean")
+        for row in connection.execute(handed):
+            mark(row, "before_handoff")
         found: Dict[int, Occurrence] = {}
-        for row in connection.execute(unsure):
-            occurrence = _occurrence(row)
-            if occurrence is not None:
-                reason = (
-                    "fallback"
-                    if row.intent_name == FALLBACK_INTENT
-                    else "low_confidence"
-                )
-                occurrence.reasons.add(reason)
-                found[occurrence.event_id] = occurrence
-        senders = [row[0] for row in connection.execute(involved)]
-        for start in range(0, len(senders), CHUNK):
-            chunk = senders[start : start + CHUNK]
-            query = (
-                sa.select(*columns)
-                .where(
-                    events.sender_id.in_(chunk),
-                    recent,
-                    sa.or_(
-                        events.type_name == "user",
-                        sa.and_(
-                            events.type_name == "action",
-                            events.action_name == CLARIFY_ACTION,
-                        ),
-                    ),
-                )
-                .order_by(events.sender_id, events.id)
-            )
-            _follow_turns(connection.execute(query), found)
+        ids = sorted(reasons)
+        for start in range(0, len(ids), CHUNK):
+            query = sa.select(
+                events.id,
+                events.sender_id,
+                events.timestamp,
+                events.intent_name,
+                events.data,
+            ).where(events.id.in_(ids[start : start + CHUNK]))
+            for row in connection.execute(query):
+                marked = reasons[int(row.id)]
+                if marked == {"before_handoff"} and row.intent_name == HUMAN_INTENT:
+                    continue  # asking again for a person is understood
+                occurrence = _occurrence(row)
+                if occurrence is not None:
+                    occurrence.reasons |= marked
+                    found[occurrence.event_id] = occurrence
         return found
 
     result: Dict[int, Occurrence] = stores.read(engine, read)
     return result
 
 
-def _follow_turns(rows: Iterable[Any], found: Dict[int, Occurrence]) -> None:
-    """Mark messages followed by "did you mean" or, within two, by 转人工."""
-    sender: Optional[str] = None
-    users: List[Any] = []
-    for row in rows:
-        if row.sender_id != sender:
-            sender, users = row.sender_id, []
-        if row.type_name == "action":
-            if users:
-                _mark(users[-1], "did_you_mean", found)
-            continue
-        if row.intent_name == HUMAN_INTENT:
-            for earlier in users[-HUMAN_WITHIN_TURNS:]:
-                if earlier.intent_name != HUMAN_INTENT:
-                    _mark(earlier, "before_handoff", found)
-        users.append(row)
+def _user_before(event: Any, skip: int) -> Any:
+    """SQL: the id of the sender's user message before ``event``.
 
-
-def _mark(row: Any, reason: str, found: Dict[int, Occurrence]) -> None:
-    occurrence = found.get(row.id) or _occurrence(row)
-    if occurrence is None:
-        return
-    occurrence.reasons.add(reason)
-    found[occurrence.event_id] = occurrence
+    ``skip`` more back; read on the (sender, type, time) index.
+    """
+    user = events_table.alias(f"before_{skip}")
+    return (
+        sa.select(user.c.id)
+        .where(
+            user.c.sender_id == event.c.sender_id,
+            user.c.type_name == "user",
+            user.c.timestamp <= event.c.timestamp,
+            user.c.id < event.c.id,
+        )
+        .order_by(user.c.timestamp.desc(), user.c.id.desc())
+        .limit(1)
+        .offset(skip)
+        .scalar_subquery()
+    )
 
 
 def _occurrence(row: Any) -> Optional[Occurrence]:
@@ -390,7 +382,32 @@ def review_queue(
             )
         )
     items.sort(key=lambda item: (-item.count, -item.last_seen, item.key))
+    _remember(items)
     return items if limit is None else items[:limit]
+
+
+# The items this process listed lately, by id: labelling one of them (the
+# reviewer's next click) needs no new pass over the events. Another process
+# (or an item older than these) recomputes the queue.
+_LISTED: OrderedDict[str, ReviewItem] = OrderedDict()
+LISTED_KEPT = 20000
+
+
+def _remember(items: Sequence[ReviewItem]) -> None:
+    for item in items:
+        _LISTED[item.id] = item
+        _LISTED.move_to_end(item.id)
+    while len(_LISTED) > LISTED_KEPT:
+        _LISTED.popitem(last=False)
+
+
+def _find_item(
+    stores: Stores, identifier: str, threshold: float
+) -> Optional[ReviewItem]:
+    if identifier in _LISTED:
+        return _LISTED[identifier]
+    every = review_queue(stores, threshold, limit=None, include_reviewed=True)
+    return next((item for item in every if item.id == identifier), None)
 
 
 def label_item(
@@ -424,16 +441,7 @@ def label_item(
     if existing is not None:
         row = {**dict(existing), "label": label, "reviewer": reviewer}
     else:
-        item = next(
-            (
-                found
-                for found in review_queue(
-                    stores, threshold, limit=None, include_reviewed=True
-                )
-                if found.id == identifier
-            ),
-            None,
-        )
+        item = _find_item(stores, identifier, threshold)
         if item is None:
             raise UnknownItem(f"no review item {identifier}")
         row = {

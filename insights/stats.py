@@ -25,18 +25,22 @@ import math
 import statistics
 from collections import Counter
 from datetime import date, datetime, timedelta
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import sqlalchemy as sa
 
 from actions.services.cases import OUTCOMES, cases_table, outcomes_table, status_table
+from insights.rollup import SECONDS_A_DAY, ensure_rollups, first_open_day
 from insights.stores import (
     Stores,
-    aware,
     channel_of,
+    conversations_table,
+    day_intents_table,
+    day_senders_table,
     db_time,
     epoch_day,
     events_table,
+    is_postgres,
     utc_moment,
 )
 
@@ -52,6 +56,8 @@ HANDOFF_REASONS = ("scam", "after_failed_fix", "requested")
 # The CSV tables of stats_csv.
 CSV_TABLES = ("per_day", "causes", "intents", "csat", "handoff_reasons")
 MAX_CHANNEL_CHARS = 64
+# Conversation ids per IN (...) list.
+CHUNK = 5000
 EPOCH = date(1970, 1, 1)
 
 
@@ -136,16 +142,23 @@ def handoff_reason(summary: Mapping[str, Any], scam: bool = False) -> str:
 
 
 def stats(
-    stores: Stores, start: date, end: date, channel: Optional[str] = None
+    stores: Stores,
+    start: date,
+    end: date,
+    channel: Optional[str] = None,
+    now: Optional[datetime] = None,
 ) -> Dict[str, Any]:
-    """Every figure of the insights page for ``start``..``end`` (UTC, inclusive)."""
+    """Every figure of the insights page for ``start``..``end`` (UTC, inclusive).
+
+    Closed days are read from their rollups (insights/rollup.py; rolled up
+    here first if not yet), the others from the events.
+    """
     check_range(start, end, channel)
-    since, until = utc_moment(start), utc_moment(end + timedelta(days=1))
-    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
-    events = _event_figures(stores, since, until, channel)
-    conversations = events["senders"] if channel is not None else None
-    outcomes = _outcome_figures(stores, since, until, conversations)
-    cases = _case_figures(stores, since, until, conversations)
+    ensure_rollups(stores, now)
+    events = _event_figures(stores, start, end, channel, first_open_day(now))
+    members = _Members(stores, channel, events["live_senders"]) if channel else None
+    outcomes = _outcome_figures(stores, start, end, members)
+    cases = _case_figures(stores, start, end, members)
 
     user_messages = events["user_messages"]
     fallbacks = events["intents"].get(FALLBACK_INTENT, 0)
@@ -160,17 +173,15 @@ def stats(
         "did_you_mean_rate": rate(events["clarify_runs"], user_messages),
     }
     per_day = []
-    for day in days:
-        number = (day - EPOCH).days
-        conversations_that_day, messages_that_day = events["per_day"].get(
-            number, (0, 0)
-        )
+    for offset in range((end - start).days + 1):
+        day = start + timedelta(days=offset)
+        people, messages = events["per_day"].get((day - EPOCH).days, (0, 0))
         ended = outcomes["per_day"].get(day.isoformat(), Counter())
         per_day.append(
             {
                 "date": day.isoformat(),
-                "conversations": conversations_that_day,
-                "user_messages": messages_that_day,
+                "conversations": people,
+                "user_messages": messages,
                 "diagnoses": sum(ended.values()),
                 **{outcome: ended.get(outcome, 0) for outcome in OUTCOMES},
             }
@@ -226,42 +237,138 @@ def _by_count(counter: Mapping[str, int]) -> List[Tuple[str, int]]:
     return sorted(counter.items(), key=lambda item: (-item[1], item[0]))
 
 
+# --- events: rollups of closed days, the events of the others ---------------
+
+
 def _event_figures(
-    stores: Stores, since: datetime, until: datetime, channel: Optional[str]
+    stores: Stores,
+    start: date,
+    end: date,
+    channel: Optional[str],
+    open_day: int,
 ) -> Dict[str, Any]:
-    """Conversations, messages, intents and "did you mean" runs from the events."""
-    empty: Dict[str, Any] = {
+    """Conversations, messages, intents and "did you mean" runs."""
+    first, last = (start - EPOCH).days, (end - EPOCH).days
+    found: Dict[str, Any] = {
         "conversations": 0,
         "user_messages": 0,
         "intents": Counter(),
         "clarify_runs": 0,
         "per_day": {},
-        "senders": set(),
+        "live_senders": set(),
     }
     if not stores.ready_tracker():
-        return empty
+        return found
+    closed_last = min(last, open_day - 1)
+    rolled: Set[str] = set()
+    if first <= closed_last:
+        _rolled_up_figures(stores, first, closed_last, channel, found)
+    live_first = max(first, open_day)
+    if live_first <= last:
+        live = _live_figures(stores, live_first, last, channel)
+        found["user_messages"] += live["user_messages"]
+        found["clarify_runs"] += live["clarify_runs"]
+        found["intents"].update(live["intents"])
+        found["per_day"].update(live["per_day"])
+        found["live_senders"] = live["senders"]
+        if first <= closed_last:
+            rolled = _rolled_up_among(
+                stores, first, closed_last, channel, live["senders"]
+            )
+        found["conversations"] += len(live["senders"] - rolled)
+    return found
+
+
+def _sender_filter(first: int, last: int, channel: Optional[str]) -> Any:
+    senders = day_senders_table.c
+    where = sa.and_(
+        senders.day >= first, senders.day <= last, senders.user_messages > 0
+    )
+    return sa.and_(where, senders.channel == channel) if channel else where
+
+
+def _rolled_up_figures(
+    stores: Stores, first: int, last: int, channel: Optional[str], found: Dict[str, Any]
+) -> None:
+    senders, intents = day_senders_table.c, day_intents_table.c
+    where = _sender_filter(first, last, channel)
+    per_day = (
+        sa.select(
+            senders.day,
+            sa.func.count(),
+            sa.func.sum(senders.user_messages),
+        )
+        .where(where)
+        .group_by(senders.day)
+    )
+    # Counted over the grouped senders: PostgreSQL hashes a GROUP BY, where
+    # COUNT(DISTINCT) would sort.
+    grouped = sa.select(senders.sender_id).where(where).group_by(senders.sender_id)
+    distinct = sa.select(sa.func.count()).select_from(grouped.subquery())
+    clarify_where = sa.and_(senders.day >= first, senders.day <= last)
+    if channel:
+        clarify_where = sa.and_(clarify_where, senders.channel == channel)
+    clarifies = sa.select(sa.func.sum(senders.clarifies)).where(clarify_where)
+    intent_where = sa.and_(intents.day >= first, intents.day <= last)
+    if channel:
+        intent_where = sa.and_(intent_where, intents.channel == channel)
+    per_intent = (
+        sa.select(intents.intent_name, sa.func.sum(intents.messages))
+        .where(intent_where)
+        .group_by(intents.intent_name)
+    )
+
+    def read(connection: sa.engine.Connection) -> None:
+        for day, people, messages in connection.execute(per_day):
+            found["per_day"][int(day)] = (int(people), int(messages or 0))
+            found["user_messages"] += int(messages or 0)
+        found["conversations"] += int(connection.execute(distinct).scalar_one())
+        found["clarify_runs"] += int(connection.execute(clarifies).scalar() or 0)
+        for intent, count in connection.execute(per_intent):
+            found["intents"][str(intent or "unknown")] += int(count or 0)
+
+    stores.read(stores.cases, read)
+
+
+def _rolled_up_among(
+    stores: Stores, first: int, last: int, channel: Optional[str], among: Set[str]
+) -> Set[str]:
+    """Which of ``among`` wrote on a rolled-up day of the range."""
+    senders = day_senders_table.c
+    found: Set[str] = set()
+    ordered = sorted(among)
+    for index in range(0, len(ordered), CHUNK):
+        query = (
+            sa.select(senders.sender_id)
+            .where(_sender_filter(first, last, channel))
+            .where(senders.sender_id.in_(ordered[index : index + CHUNK]))
+            .distinct()
+        )
+        rows = stores.read(stores.cases, lambda c, q=query: c.execute(q).all())
+        found |= {row[0] for row in rows}
+    return found
+
+
+def _live_figures(
+    stores: Stores, first: int, last: int, channel: Optional[str]
+) -> Dict[str, Any]:
+    """The figures of days not rolled up yet, from the events."""
     engine = stores.tracker
     events = events_table.c
+    since, until = first * SECONDS_A_DAY, (last + 1) * SECONDS_A_DAY
     user = sa.and_(
         events.type_name == "user",
-        events.timestamp >= since.timestamp(),
-        events.timestamp < until.timestamp(),
+        events.timestamp >= since,
+        events.timestamp < until,
     )
     if channel is not None:
         user = sa.and_(user, channel_of(engine) == channel)
     day = epoch_day(engine, events.timestamp).label("day")
     per_day_query = (
-        sa.select(
-            day,
-            sa.func.count(sa.distinct(events.sender_id)),
-            sa.func.count(),
-        )
+        sa.select(day, sa.func.count(sa.distinct(events.sender_id)), sa.func.count())
         .where(user)
         .group_by(day)
     )
-    total_query = sa.select(
-        sa.func.count(sa.distinct(events.sender_id)), sa.func.count()
-    ).where(user)
     intents_query = (
         sa.select(events.intent_name, sa.func.count())
         .where(user)
@@ -269,8 +376,8 @@ def _event_figures(
     )
     clarify = sa.and_(
         events.action_name == CLARIFY_ACTION,
-        events.timestamp >= since.timestamp(),
-        events.timestamp < until.timestamp(),
+        events.timestamp >= since,
+        events.timestamp < until,
         events.type_name == "action",
     )
     if channel is not None:
@@ -281,14 +388,13 @@ def _event_figures(
     senders_query = sa.select(events.sender_id).where(user).distinct()
 
     def read(connection: sa.engine.Connection) -> Dict[str, Any]:
-        conversations, messages = connection.execute(total_query).one()
-        found = {
-            "conversations": int(conversations),
-            "user_messages": int(messages),
-            "per_day": {
-                int(number): (int(people), int(count))
-                for number, people, count in connection.execute(per_day_query)
-            },
+        per_day = {
+            int(number): (int(people), int(count))
+            for number, people, count in connection.execute(per_day_query)
+        }
+        return {
+            "per_day": per_day,
+            "user_messages": sum(count for _, count in per_day.values()),
             "intents": Counter(
                 {
                     str(name or "unknown"): int(count)
@@ -296,81 +402,111 @@ def _event_figures(
                 }
             ),
             "clarify_runs": int(connection.execute(clarify_query).scalar_one()),
-            "senders": set(),
+            "senders": {row[0] for row in connection.execute(senders_query)},
         }
-        if channel is not None:
-            found["senders"] = {row[0] for row in connection.execute(senders_query)}
-        return found
 
     result: Dict[str, Any] = stores.read(engine, read)
     return result
 
 
+# --- outcomes and cases (the case store) ------------------------------------
+
+
+class _Members:
+    """A channel's conversations, as conditions on a conversation id column.
+
+    The rolled-up days say which channel each conversation is on
+    (``insights_conversations``); the conversations seen only on days not
+    rolled up yet come from the events. The conditions select disjoint sets:
+    their counts add up.
+    """
+
+    def __init__(self, stores: Stores, channel: str, live: Set[str]) -> None:
+        self.channel = channel
+        known = conversations_table.c
+        ordered = sorted(live)
+        seen: Set[str] = set()
+        for index in range(0, len(ordered), CHUNK):
+            query = sa.select(known.conversation_id).where(
+                known.conversation_id.in_(ordered[index : index + CHUNK])
+            )
+            rows = stores.read(stores.cases, lambda c, q=query: c.execute(q).all())
+            seen |= {row[0] for row in rows}
+        self.unknown = sorted(set(ordered) - seen)
+
+    def conditions(self, column: Any) -> List[Any]:
+        """Conditions on ``column`` whose rows together are the channel's."""
+        known = conversations_table.c
+        rolled = column.in_(
+            sa.select(known.conversation_id).where(known.channel == self.channel)
+        )
+        chunks = [
+            self.unknown[index : index + CHUNK]
+            for index in range(0, len(self.unknown), CHUNK)
+        ]
+        if not chunks:
+            return [rolled]
+        return [sa.or_(rolled, column.in_(chunks[0]))] + [
+            column.in_(chunk) for chunk in chunks[1:]
+        ]
+
+
+def _each(members: Optional[_Members], column: Any) -> List[Any]:
+    """The conditions to sum over: none (everything) or the channel's."""
+    return [sa.true()] if members is None else members.conditions(column)
+
+
 def _outcome_figures(
-    stores: Stores,
-    since: datetime,
-    until: datetime,
-    conversations: Optional[Set[str]],
+    stores: Stores, start: date, end: date, members: Optional[_Members]
 ) -> Dict[str, Any]:
     """Outcomes, ratings and causes of the diagnoses that ended in the range."""
     stores.ready_cases()
     engine = stores.cases
     outcomes = outcomes_table.c
-    in_range = sa.and_(
-        outcomes.updated_at >= db_time(engine, since),
-        outcomes.updated_at < db_time(engine, until),
-    )
-    if conversations is None:
-        # Few distinct rows: the database counts.
-        query = (
-            sa.select(
-                outcomes.outcome,
-                outcomes.rating,
-                outcomes.causes,
-                _day_text(engine, outcomes.updated_at),
-                sa.func.count(),
-            )
-            .where(in_range)
-            .group_by(
-                outcomes.outcome,
-                outcomes.rating,
-                outcomes.causes,
-                _day_text(engine, outcomes.updated_at),
-            )
-        )
-        rows: Iterable[Tuple[Any, ...]] = stores.read(
-            engine, lambda c: c.execute(query).all()
-        )
-    else:
-        query = sa.select(
-            outcomes.conversation_id,
-            outcomes.outcome,
-            outcomes.rating,
-            outcomes.causes,
-            _day_text(engine, outcomes.updated_at),
-        ).where(in_range)
-        found = stores.read(engine, lambda c: c.execute(query).all())
-        rows = [
-            (outcome, rating, causes, day, 1)
-            for conversation, outcome, rating, causes, day in found
-            if conversation in conversations
-        ]
+    since, until = utc_moment(start), utc_moment(end + timedelta(days=1))
     counts: Counter[str] = Counter({outcome: 0 for outcome in OUTCOMES})
     ratings: Counter[int] = Counter({score: 0 for score in RATINGS})
     causes: Counter[str] = Counter()
     per_day: Dict[str, Counter[str]] = {}
-    parsed: Dict[str, List[str]] = {}
-    for outcome, rating, cause_text, day, count in rows:
-        if outcome not in OUTCOMES:
-            continue
-        counts[outcome] += count
-        per_day.setdefault(str(day)[:10], Counter())[outcome] += count
-        if rating in RATINGS:
-            ratings[int(rating)] += count
-        if cause_text not in parsed:
-            parsed[cause_text] = _causes(cause_text)
-        for cause in parsed[cause_text]:
-            causes[cause] += count
+    for condition in _each(members, outcomes.conversation_id):
+        where = sa.and_(
+            outcomes.updated_at >= db_time(engine, since),
+            outcomes.updated_at < db_time(engine, until),
+            condition,
+        )
+        rows = sa.select(
+            outcomes.outcome,
+            outcomes.rating,
+            _day_text(engine, outcomes.updated_at).label("day"),
+        ).where(where)
+        inner = rows.subquery()
+        grouped = sa.select(
+            inner.c.outcome, inner.c.rating, inner.c.day, sa.func.count()
+        ).group_by(inner.c.outcome, inner.c.rating, inner.c.day)
+        by_causes = (
+            sa.select(outcomes.causes, sa.func.count())
+            .where(where)
+            .group_by(outcomes.causes)
+        )
+
+        def read(
+            connection: sa.engine.Connection,
+            grouped: Any = grouped,
+            by: Any = by_causes,
+        ) -> Tuple[List[Any], List[Any]]:
+            return (connection.execute(grouped).all(), connection.execute(by).all())
+
+        outcome_rows, cause_rows = stores.read(engine, read)
+        for outcome, rating, day, count in outcome_rows:
+            if outcome not in OUTCOMES:
+                continue
+            counts[outcome] += count
+            per_day.setdefault(str(day)[:10], Counter())[outcome] += count
+            if rating in RATINGS:
+                ratings[int(rating)] += count
+        for cause_text, count in cause_rows:
+            for cause in _causes(cause_text):
+                causes[cause] += count
     return {
         "outcomes": {outcome: counts[outcome] for outcome in OUTCOMES},
         "ratings": ratings,
@@ -392,53 +528,82 @@ def _causes(text: Optional[str]) -> List[str]:
 
 def _day_text(engine: sa.engine.Engine, column: Any) -> Any:
     """SQL: the UTC date of a case-store time as YYYY-MM-DD text."""
-    if engine.dialect.name == "postgresql":
-        return sa.func.to_char(
-            sa.func.timezone(sa.literal_column("'UTC'"), column),
-            sa.literal_column("'YYYY-MM-DD'"),
-        )
+    if is_postgres(engine):
+        return sa.func.to_char(sa.func.timezone("UTC", column), "YYYY-MM-DD")
     return sa.func.substr(column, 1, 10)
 
 
+def _reason(engine: sa.engine.Engine) -> Any:
+    """SQL: why a case was opened (handoff_reason, read from the summary text).
+
+    The summary is json.dumps of actions/handoff.py's dict: a user's words in
+    it have their quotes escaped, so these patterns match only its own keys.
+    """
+    summary = cases_table.c.summary
+    return sa.case(
+        (status_table.c.scam == sa.true(), "scam"),
+        (summary.contains('"scam_reported": true'), "scam"),
+        (
+            sa.or_(
+                summary.contains('"answer": "cannot"'),
+                summary.contains('"recheck": "pending"'),
+            ),
+            "after_failed_fix",
+        ),
+        else_="requested",
+    )
+
+
+def _reply_seconds(engine: sa.engine.Engine) -> Any:
+    """SQL: seconds from a case's opening to its first agent reply."""
+    status = status_table.c
+    if is_postgres(engine):
+        return sa.func.extract("epoch", status.first_reply_at - status.created_at)
+    return (
+        sa.func.julianday(status.first_reply_at) - sa.func.julianday(status.created_at)
+    ) * 86400.0
+
+
 def _case_figures(
-    stores: Stores,
-    since: datetime,
-    until: datetime,
-    conversations: Optional[Set[str]],
+    stores: Stores, start: date, end: date, members: Optional[_Members]
 ) -> Dict[str, Any]:
     """Why cases were opened in the range, and how long the first reply took."""
     stores.ready_cases()
     engine = stores.cases
-    status = status_table.c
-    query = (
-        sa.select(
-            cases_table.c.conversation_id,
-            cases_table.c.summary,
-            cases_table.c.created_at,
-            status.scam,
-            status.first_reply_at,
-        )
-        .select_from(
-            cases_table.outerjoin(status_table, status.case_id == cases_table.c.case_id)
-        )
-        .where(cases_table.c.created_at >= db_time(engine, since))
-        .where(cases_table.c.created_at < db_time(engine, until))
+    since, until = utc_moment(start), utc_moment(end + timedelta(days=1))
+    joined = cases_table.outerjoin(
+        status_table, status_table.c.case_id == cases_table.c.case_id
     )
-    rows = stores.read(engine, lambda c: c.execute(query).all())
     reasons: Counter[str] = Counter()
-    waits = []
-    for conversation, summary_text, created, scam, first_reply in rows:
-        if conversations is not None and conversation not in conversations:
-            continue
-        try:
-            summary = json.loads(summary_text or "{}")
-        except ValueError:
-            summary = {}
-        if not isinstance(summary, dict):
-            summary = {}
-        reasons[handoff_reason(summary, bool(scam))] += 1
-        if first_reply is not None and created is not None:
-            waits.append((aware(first_reply) - aware(created)).total_seconds())
+    waits: List[float] = []
+    for condition in _each(members, cases_table.c.conversation_id):
+        where = sa.and_(
+            cases_table.c.created_at >= db_time(engine, since),
+            cases_table.c.created_at < db_time(engine, until),
+            condition,
+        )
+        inner = (
+            sa.select(_reason(engine).label("reason"))
+            .select_from(joined)
+            .where(where)
+            .subquery()
+        )
+        by_reason = sa.select(inner.c.reason, sa.func.count()).group_by(inner.c.reason)
+        replies = (
+            sa.select(_reply_seconds(engine))
+            .select_from(joined)
+            .where(where, status_table.c.first_reply_at.is_not(None))
+        )
+
+        def read(
+            connection: sa.engine.Connection, by: Any = by_reason, rs: Any = replies
+        ) -> Tuple[List[Any], List[Any]]:
+            return connection.execute(by).all(), connection.execute(rs).all()
+
+        reason_rows, reply_rows = stores.read(engine, read)
+        for reason, count in reason_rows:
+            reasons[str(reason)] += int(count)
+        waits += [round(float(row[0]), 3) for row in reply_rows if row[0] is not None]
     return {"reasons": reasons, "first_reply_waits": sorted(waits)}
 
 

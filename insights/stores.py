@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 # Seconds a statement of insights may take (the figures over 100,000
 # conversations take well under one; a purge of a large backlog longer).
 QUERY_TIMEOUT_S = 60.0
+WORK_MEM = "64MB"
 
 # Rasa's SQLTrackerStore table (rasa/core/tracker_store.py, SQLEvent), as
 # insights reads it. Never created here: Rasa creates it on its first start.
@@ -53,6 +54,14 @@ CHANNEL_SQL: Mapping[str, str] = {
     "postgresql": "((data)::json ->> 'input_channel')",
 }
 CHANNEL = "<channel>"
+# The NLU's confidence in the intent of a user event, as SQL (the review
+# queue's "unsure" messages; an index on it, as for the channel).
+CONFIDENCE_SQL: Mapping[str, str] = {
+    "sqlite": "json_extract(data, '$.parse_data.intent.confidence')",
+    "postgresql": "(((data)::json #>> '{parse_data,intent,confidence}'))::float",
+}
+CONFIDENCE = "<confidence>"
+CONFIDENCE_INDEX = "ix_insights_events_user_confidence"
 
 
 @dataclass(frozen=True)
@@ -68,8 +77,13 @@ class IndexSpec:
     def sql(self, engine: Engine, concurrently: bool = False) -> str:
         """CREATE INDEX IF NOT EXISTS ... in the engine's dialect."""
         quote = engine.dialect.identifier_preparer.quote
+        expressions = {
+            CHANNEL: CHANNEL_SQL[engine.dialect.name],
+            CONFIDENCE: CONFIDENCE_SQL[engine.dialect.name],
+        }
+        # An expression in an index definition is written in parentheses.
         columns = ", ".join(
-            CHANNEL_SQL[engine.dialect.name] if column == CHANNEL else quote(column)
+            f"({expressions[column]})" if column in expressions else quote(column)
             for column in self.columns
         )
         where = f" WHERE {self.where}" if self.where else ""
@@ -85,9 +99,12 @@ class IndexSpec:
 #   the figures' columns are in it, so counting reads the index only;
 # - the user events of one channel in a date range (the channel filter),
 #   without reading each event's JSON at query time;
+# - the user events the NLU was unsure of (the review queue);
 # - action events by name and time ("did you mean" runs);
-# - a sender's events, by time (the purge's "last event", Rasa's own reads);
-# - outcomes by their last change, cases by their opening (the figures).
+# - a sender's events by type and time (the user's messages before a "did
+#   you mean" or a 转人工; the purge's "last event");
+# - outcomes by their last change (with what the figures count of them),
+#   cases by their opening.
 TRACKER_INDEXES: Tuple[IndexSpec, ...] = (
     IndexSpec(
         "ix_insights_events_type_time",
@@ -100,12 +117,83 @@ TRACKER_INDEXES: Tuple[IndexSpec, ...] = (
         (CHANNEL, "timestamp", "sender_id", "intent_name"),
         where="type_name = 'user'",
     ),
+    IndexSpec(
+        CONFIDENCE_INDEX,
+        "events",
+        (CONFIDENCE, "timestamp"),
+        where="type_name = 'user'",
+    ),
     IndexSpec("ix_insights_events_action_time", "events", ("action_name", "timestamp")),
-    IndexSpec("ix_insights_events_sender_time", "events", ("sender_id", "timestamp")),
+    IndexSpec(
+        "ix_insights_events_sender_type_time",
+        "events",
+        ("sender_id", "type_name", "timestamp"),
+    ),
 )
 CASE_INDEXES: Tuple[IndexSpec, ...] = (
-    IndexSpec("ix_insights_outcomes_updated", "diagnosis_outcomes", ("updated_at",)),
+    IndexSpec(
+        "ix_insights_outcomes_updated",
+        "diagnosis_outcomes",
+        ("updated_at", "outcome", "rating", "causes"),
+    ),
     IndexSpec("ix_insights_cases_created", "handoff_cases", ("created_at",)),
+)
+
+
+# insights' own tables, in the case store's database (the tracker store is
+# Rasa's: insights only reads it, and adds indexes).
+insights_metadata = sa.MetaData()
+# What reviewers said a message meant (insights/review.py). The key is a
+# hash of the message's normalised key (the API's item id): the key itself
+# can be longer than a PostgreSQL index entry may be (1000 Chinese characters).
+labels_table = sa.Table(
+    "review_labels",
+    insights_metadata,
+    sa.Column("item_id", sa.String(64), primary_key=True),
+    sa.Column("normalised", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("label", sa.String(64), nullable=False),
+    sa.Column("reviewer", sa.String(64), nullable=False),
+    sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("predicted", sa.String(255), nullable=True),
+    sa.Column("confidence", sa.Float, nullable=True),
+)
+# Daily rollups of the events of closed days (insights/rollup.py): the days
+# rolled up; per day and conversation its channel and counts; per day,
+# channel and intent the user messages.
+days_table = sa.Table(
+    "insights_days",
+    insights_metadata,
+    sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
+)
+day_senders_table = sa.Table(
+    "insights_day_senders",
+    insights_metadata,
+    sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sender_id", sa.String(255), primary_key=True),
+    sa.Column("channel", sa.String(255), nullable=True),
+    sa.Column("user_messages", sa.Integer, nullable=False),
+    sa.Column("fallbacks", sa.Integer, nullable=False),
+    sa.Column("clarifies", sa.Integer, nullable=False),
+    sa.Index("ix_insights_day_senders_channel", "channel", "sender_id"),
+)
+# Each conversation's channel (its first user message's), for the channel
+# filter of the outcome and case figures.
+conversations_table = sa.Table(
+    "insights_conversations",
+    insights_metadata,
+    sa.Column("conversation_id", sa.String(255), primary_key=True),
+    sa.Column("channel", sa.String(255), nullable=False),
+    sa.Index("ix_insights_conversations_channel", "channel", "conversation_id"),
+)
+day_intents_table = sa.Table(
+    "insights_day_intents",
+    insights_metadata,
+    sa.Column("day", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("channel", sa.String(255), primary_key=True),
+    sa.Column("intent_name", sa.String(255), primary_key=True),
+    sa.Column("messages", sa.Integer, nullable=False),
 )
 
 
@@ -114,9 +202,12 @@ def connect_args(url: str, timeout_s: float) -> Dict[str, Any]:
     if url.startswith("sqlite"):
         return {"timeout": timeout_s, "check_same_thread": False}
     if url.startswith("postgresql"):
+        # Counting 100,000 conversations sorts or hashes more than
+        # PostgreSQL's default 4 MB of working memory: it would spill to disk.
         return {
             "connect_timeout": max(1, math.ceil(min(timeout_s, 10))),
-            "options": f"-c statement_timeout={int(timeout_s * 1000)}",
+            "options": f"-c statement_timeout={int(timeout_s * 1000)} "
+            f"-c work_mem={WORK_MEM}",
         }
     return {}
 
@@ -178,11 +269,9 @@ def channel_of(engine: Engine) -> Any:
     return sa.literal_column(CHANNEL_SQL[engine.dialect.name])
 
 
-def json_number(engine: Engine, column: Any, *path: str) -> Any:
-    """SQL: a number inside a JSON text column (path of keys)."""
-    if is_postgres(engine):
-        return sa.cast(sa.cast(column, sa.JSON)[path].as_string(), sa.Float)
-    return sa.func.json_extract(column, "$." + ".".join(path))
+def confidence_of(engine: Engine) -> Any:
+    """SQL: the NLU's confidence in a user event's intent."""
+    return sa.literal_column(CONFIDENCE_SQL[engine.dialect.name])
 
 
 @dataclass
@@ -220,12 +309,15 @@ class Stores:
         return True
 
     def ready_cases(self) -> None:
-        """The case store's tables (as the actions create them), with our indexes."""
+        """The case store's tables, with our indexes, and insights' own tables.
+
+        The actions' tables are created as CaseStore creates them.
+        """
         if self._indexed.get("cases"):
             return
         try:
-            # The actions' tables (one MetaData): created as CaseStore does.
             cases_table.metadata.create_all(self.cases)
+            insights_metadata.create_all(self.cases)
         except SQLAlchemyError as error:
             raise StoreUnavailable(_first_line(error)) from None
         ensure_indexes(self.cases, CASE_INDEXES)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from insights.__main__ import main
 from insights.retention import purge
 from insights.review import labels_table, review_queue, reviewed
+from insights.stats import stats
 from tests.insights.conftest import (
     World,
     action,
@@ -113,8 +114,18 @@ async def test_idle_conversations_are_purged_whole_and_active_ones_kept(
     desk_audit(world, [case_j, by_conversation["conv_b"]])
     before = senders(world)
     k_events = before["conv_k"]
+    october = date(2026, 10, 1)
+    assert stats(world.stores, october, october)["counts"]["conversations"] == 1  # G
+    september = stats(world.stores, date(2026, 9, 1), date(2026, 9, 30))
+    assert september["counts"]["conversations"] == 3  # H, I, K
 
     counts = purge(world.stores, DAYS, now=NOW)
+
+    # the rolled-up days forget the purged conversation, keep the others
+    assert stats(world.stores, october, october)["counts"]["conversations"] == 0
+    after = stats(world.stores, date(2026, 9, 1), date(2026, 9, 30))
+    assert after["per_day"][0] == september["per_day"][0]  # H, I, K wrote on 09-01
+    assert after["counts"]["handed_off"] == 0  # J's outcome (09-02) went
 
     assert counts["cutoff"] == "2026-11-02T00:00:00+00:00"
     after = senders(world)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date
+from datetime import date, datetime, timezone
 
 import pytest
 import sqlalchemy as sa
 
+from insights.rollup import roll_up_day
 from insights.stats import (
     MAX_RANGE_DAYS,
     StatsQueryError,
@@ -27,7 +28,7 @@ from insights.stores import (
     ensure_indexes,
     events_table,
 )
-from tests.insights.conftest import World, write_scenario
+from tests.insights.conftest import World, user, write_scenario
 
 DAY = date(2026, 11, 10)
 
@@ -291,3 +292,62 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([5.0], 0.9) == 5.0
     assert percentile([float(n) for n in range(1, 11)], 0.9) == 9.0
     assert percentile([float(n) for n in range(1, 12)], 0.9) == 10.0
+
+
+async def test_open_days_are_read_from_the_events_and_agree_with_the_rollups(
+    world: World,
+) -> None:
+    await write_scenario(world)
+    during = datetime(2026, 11, 10, 15, 0, tzinfo=timezone.utc)  # the day is open
+    live = stats(world.stores, date(2026, 10, 1), DAY, now=during)
+    assert rolled_up(world) == set(range(day_of("2026-10-01"), day_of("2026-11-10")))
+    later = stats(world.stores, date(2026, 10, 1), DAY)  # now every day is closed
+    assert day_of("2026-11-10") in rolled_up(world)
+    assert live == later
+    assert later["counts"]["conversations"] == 7
+    for channel in ("socketio", "rest"):
+        assert stats(world.stores, DAY, DAY, channel, now=during) == stats(
+            world.stores, DAY, DAY, channel
+        )
+
+
+async def test_a_conversation_on_a_closed_and_an_open_day_counts_once(
+    world: World,
+) -> None:
+    await write_scenario(world)
+    tracker = await world.tracker_store.retrieve_full_tracker("conv_a")
+    tracker.update(user("还有个问题", "greet", 0.9, "2026-11-11 09:00:00"))
+    await world.tracker_store.save(tracker)
+    now = datetime(2026, 11, 11, 12, 0, tzinfo=timezone.utc)
+    figures = stats(world.stores, DAY, date(2026, 11, 11), now=now)
+    assert figures["counts"]["conversations"] == 6
+    assert figures["counts"]["user_messages"] == 12
+    assert [d["conversations"] for d in figures["per_day"]] == [6, 1]
+    web = stats(world.stores, DAY, date(2026, 11, 11), "socketio", now=now)
+    assert web["counts"]["conversations"] == 4
+    assert rate(web, "self_service_rate") == (1, 3, 1 / 3)
+
+
+async def test_a_day_is_rolled_up_once(world: World) -> None:
+    await write_scenario(world)
+    stores = world.stores
+    number = day_of("2026-11-10")
+    assert roll_up_day(stores, number) is True
+    assert roll_up_day(stores, number) is False  # another process was first
+    figures = stats(stores, DAY, DAY)
+    assert figures["counts"]["conversations"] == 6
+
+
+def day_of(text: str) -> int:
+    return (date.fromisoformat(text) - date(1970, 1, 1)).days
+
+
+def rolled_up(world: World) -> set:
+    engine = sa.create_engine(world.case_url)
+    with engine.connect() as connection:
+        found = {
+            row[0]
+            for row in connection.execute(sa.text("SELECT day FROM insights_days"))
+        }
+    engine.dispose()
+    return found
