@@ -135,10 +135,17 @@ async def config_json(request: web.Request) -> web.StreamResponse:
     return web.json_response(config, headers={"Cache-Control": "no-store"})
 
 
+async def agent_console(request: web.Request) -> web.StreamResponse:
+    """GET /agent: the console's files are relative to /agent/."""
+    raise web.HTTPFound("/agent/")
+
+
 async def static_file(request: web.Request) -> web.StreamResponse:
     """A file of the page; anything outside static/ or of another kind is a 404."""
     static_dir = request.app[SETTINGS].static_dir.resolve()
     name = request.match_info.get("name") or "index.html"
+    if name.endswith("/"):  # a folder's page: /agent/ is agent/index.html
+        name += "index.html"
     path = (static_dir / name).resolve()
     content_type = CONTENT_TYPES.get(path.suffix)
     if (
@@ -185,6 +192,7 @@ def create_app(settings: PageSettings) -> web.Application:
     app[SETTINGS] = settings
     app[CSP] = content_security_policy(settings.rasa_url)
     app.router.add_get("/config.json", config_json)
+    app.router.add_get("/agent", agent_console)
     app.router.add_get("/", static_file)
     app.router.add_get("/{name:.+}", static_file)
     return app
