@@ -15,7 +15,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from limits import parse_many
 
@@ -39,6 +39,8 @@ PROFILES = ("demo", "prod")
 # Signs and checks the identity tokens (actions/identity.py): shared by the
 # messaging channels, the page server's demo login and the action server.
 MIN_SECRET_CHARS = 32
+# A deployment's database password (`openssl rand -hex 24` makes 48).
+MIN_DB_PASSWORD_CHARS = 16
 DEFAULT_ACCOUNT_DB_URL = f"sqlite:///{ROOT / '.rasa' / 'accounts.db'}"
 AES_KEY_CHARS = 43
 
@@ -54,6 +56,13 @@ def rate_limit(raw: str) -> str:
     if not items:
         raise ValueError("must be like 20/minute (several: 100/hour;20/minute) or off")
     return raw
+
+
+def limits_only(raw: str) -> str:
+    """Limits in the ``limits`` notation (``5/5 minutes``); ``off`` is refused."""
+    if raw.strip().lower() == "off":
+        raise ValueError("must be a limit like 5/5 minutes (it cannot be off)")
+    return rate_limit(raw)
 
 
 def origins(raw: str) -> Tuple[str, ...]:
@@ -115,6 +124,18 @@ _PROFILE = setting(
     choice(*PROFILES),
     "demo",
     "demo: fixture accounts, embedded stores; prod: real servers",
+)
+_ACCOUNT_DB_URL = setting(
+    "ACCOUNT_DB_URL",
+    text,
+    DEFAULT_ACCOUNT_DB_URL,
+    "SQLAlchemy URL of the account store",
+)
+_CASE_DB_URL = setting(
+    "CASE_DB_URL",
+    text,
+    None,
+    "SQLAlchemy URL of the case store (default: the account store's)",
 )
 _IDENTITY_SECRET = setting(
     "IDENTITY_JWT_SECRET",
@@ -330,18 +351,8 @@ class ActionSettings:
         "sender: the conversation id is the account (demo default); "
         "verified: only a signed identity counts (prod default)",
     )
-    account_db_url: str = setting(
-        "ACCOUNT_DB_URL",
-        text,
-        DEFAULT_ACCOUNT_DB_URL,
-        "SQLAlchemy URL of the account store",
-    )
-    case_db_url: Optional[str] = setting(
-        "CASE_DB_URL",
-        text,
-        None,
-        "SQLAlchemy URL of the case store (default: the account store's)",
-    )
+    account_db_url: str = _ACCOUNT_DB_URL
+    case_db_url: Optional[str] = _CASE_DB_URL
     lookup_timeout_s: float = setting(
         "ACCOUNT_LOOKUP_TIMEOUT",
         positive_float,
@@ -401,7 +412,11 @@ class ActionServerSettings:
 
 @dataclass(frozen=True)
 class PageServerSettings:
-    """The chat page's server: where the browser finds Rasa, the demo login."""
+    """The page server: the chat page, and the agent desk (desk/, web/agent_api.py).
+
+    The desk reads the case store (its own tables beside the cases), Rasa's
+    tracker store (the transcripts) and calls Rasa's HTTP API (the relay).
+    """
 
     profile: str = _PROFILE
     rasa_public_url: str = setting(
@@ -424,8 +439,115 @@ class PageServerSettings:
         None,
         "signs the demo login's identity (only with WEB_DEMO_LOGIN=1)",
         secret=True,
-        never_deployed="only the demo login needs it: the page server holds no secret",
+        never_deployed="only the demo login needs it: the page server holds no "
+        "secret of the identity",
     )
+    account_db_url: str = _ACCOUNT_DB_URL
+    case_db_url: Optional[str] = _CASE_DB_URL
+    tracker_db_path: str = setting(
+        "TRACKER_DB_PATH",
+        text,
+        str(ROOT / ".rasa" / "tracker.db"),
+        "the embedded profile's SQLite tracker store (as endpoints.yml names it), "
+        "read for the desk's transcripts unless TRACKER_DB_HOST is set",
+        never_deployed="a deployment's tracker store is PostgreSQL (TRACKER_DB_HOST)",
+    )
+    tracker_db_host: Optional[str] = setting(
+        "TRACKER_DB_HOST",
+        text,
+        None,
+        "PostgreSQL of Rasa's tracker store (endpoints.prod.yml): the desk "
+        "reads the transcripts there",
+    )
+    tracker_db_port: int = setting("TRACKER_DB_PORT", positive_int, 5432, "its port")
+    tracker_db_name: str = setting(
+        "TRACKER_DB_NAME", text, "jiebei_tracker", "its database"
+    )
+    tracker_db_user: str = setting("TRACKER_DB_USER", text, "postgres", "its user")
+    tracker_db_password: Optional[str] = setting(
+        "TRACKER_DB_PASSWORD",
+        secret(MIN_DB_PASSWORD_CHARS),
+        None,
+        "its user's password",
+        secret=True,
+    )
+    rasa_internal_url: Optional[str] = setting(
+        "RASA_INTERNAL_URL",
+        url("http", "https"),
+        None,
+        "where the page server reaches Rasa's HTTP API to put an agent's words "
+        "into a conversation (default: RASA_PUBLIC_URL)",
+    )
+    rasa_auth_token: Optional[str] = setting(
+        "RASA_AUTH_TOKEN",
+        secret(MIN_SECRET_CHARS),
+        None,
+        "Rasa's HTTP API token (--auth-token; required in prod)",
+        secret=True,
+    )
+    desk_session_idle_minutes: int = setting(
+        "DESK_SESSION_IDLE_MINUTES",
+        positive_int,
+        30,
+        "an agent's session ends after this many minutes without an action",
+    )
+    desk_cookie_secure: bool = setting(
+        "DESK_COOKIE_SECURE",
+        flag,
+        False,
+        "1: the desk's session cookie is sent over HTTPS only (behind TLS)",
+    )
+    desk_login_limit: str = setting(
+        "DESK_LOGIN_LIMIT",
+        limits_only,
+        "5/5 minutes",
+        "failed desk sign-ins per username (limits notation)",
+    )
+    desk_login_address_limit: str = setting(
+        "DESK_LOGIN_ADDRESS_LIMIT",
+        limits_only,
+        "20/5 minutes",
+        "failed desk sign-ins per client address (behind a proxy: the proxy's)",
+    )
+    rate_limit_storage_url: str = setting(
+        "RATE_LIMIT_STORAGE_URL",
+        url("memory", "redis", "rediss"),
+        "memory://",
+        "where the desk's sign-in counts live: memory:// (one process) or "
+        "redis://host:port/db (several page servers)",
+    )
+    desk_agent_password: Optional[str] = setting(
+        "DESK_AGENT_PASSWORD",
+        text,
+        None,
+        "the password `python -m desk add-agent` (make agent-add) sets; unset: it asks",
+        secret=True,
+        never_deployed="read by `make agent-add` only: a server never keeps an "
+        "agent's password in its environment",
+    )
+
+    @property
+    def case_store_url(self) -> str:
+        """The case store (the desk's tables live there too)."""
+        return self.case_db_url or self.account_db_url
+
+    @property
+    def tracker_db_url(self) -> str:
+        """Rasa's tracker store: PostgreSQL when TRACKER_DB_HOST is set, else SQLite."""
+        if not self.tracker_db_host:
+            return f"sqlite:///{self.tracker_db_path}"
+        credentials = quote(self.tracker_db_user, safe="")
+        if self.tracker_db_password:
+            credentials += ":" + quote(self.tracker_db_password, safe="")
+        return (
+            f"postgresql://{credentials}@{self.tracker_db_host}:"
+            f"{self.tracker_db_port}/{self.tracker_db_name}"
+        )
+
+    @property
+    def rasa_api_url(self) -> str:
+        """Where the relay calls Rasa's HTTP API."""
+        return (self.rasa_internal_url or self.rasa_public_url).rstrip("/")
 
     def problems(self) -> List[str]:
         """The demo login cannot sign without the secret."""

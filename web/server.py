@@ -32,7 +32,9 @@ from aiohttp.typedefs import Handler
 
 from actions import identity
 from actions.services.accounts import fixture_labels
+from actions.services.sql import StoreUnavailable
 from settings import PageServerSettings, load, page_server_settings
+from web import agent_api
 
 logger = logging.getLogger(__name__)
 
@@ -135,17 +137,14 @@ async def config_json(request: web.Request) -> web.StreamResponse:
     return web.json_response(config, headers={"Cache-Control": "no-store"})
 
 
-async def agent_console(request: web.Request) -> web.StreamResponse:
-    """GET /agent: the console's files are relative to /agent/."""
-    raise web.HTTPFound("/agent/")
-
-
 async def static_file(request: web.Request) -> web.StreamResponse:
     """A file of the page; anything outside static/ or of another kind is a 404."""
+    return file_response(request, request.match_info.get("name") or "index.html")
+
+
+def file_response(request: web.Request, name: str) -> web.StreamResponse:
+    """The file ``name`` of web/static/, if it is one the page is made of."""
     static_dir = request.app[SETTINGS].static_dir.resolve()
-    name = request.match_info.get("name") or "index.html"
-    if name.endswith("/"):  # a folder's page: /agent/ is agent/index.html
-        name += "index.html"
     path = (static_dir / name).resolve()
     content_type = CONTENT_TYPES.get(path.suffix)
     if (
@@ -186,13 +185,28 @@ def strict_headers(csp: str) -> Dict[str, str]:
     }
 
 
-def create_app(settings: PageSettings) -> web.Application:
-    """The page server's application."""
-    app = web.Application(middlewares=[security_headers])
+async def console_page(request: web.Request) -> web.StreamResponse:
+    """/agent/: the agent console's page (web/static/agent/index.html)."""
+    if request.path == "/agent":
+        raise web.HTTPFound("/agent/")
+    return file_response(request, "agent/index.html")
+
+
+def create_app(
+    settings: PageSettings, desk: Optional[agent_api.Desk] = None
+) -> web.Application:
+    """The page server's application; with ``desk``, the agent desk's API too."""
+    app = web.Application(
+        middlewares=[security_headers, agent_api.api_errors],
+        client_max_size=agent_api.CLIENT_MAX_SIZE,
+    )
     app[SETTINGS] = settings
     app[CSP] = content_security_policy(settings.rasa_url)
     app.router.add_get("/config.json", config_json)
-    app.router.add_get("/agent", agent_console)
+    if desk is not None:
+        agent_api.setup(app, desk)
+    app.router.add_get("/agent", console_page)
+    app.router.add_get("/agent/", console_page)
     app.router.add_get("/", static_file)
     app.router.add_get("/{name:.+}", static_file)
     return app
@@ -207,23 +221,45 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         settings = PageSettings.from_env()
+        declared = page_server_settings()
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    desk = agent_api.Desk.from_settings(declared)
+    try:
+        refusal = agent_api.prepare(desk.store, declared.profile)
+    except StoreUnavailable as error:
+        print(
+            f"error: the agent desk cannot reach the case store: {error}",
+            file=sys.stderr,
+        )
+        return 2
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
+    if declared.profile == "prod" and not declared.rasa_auth_token:
+        logger.warning(
+            "RASA_AUTH_TOKEN is not set: the agent desk cannot reach Rasa's API "
+            "in the production profile (agents' messages will fail)"
+        )
     if not (settings.static_dir / VENDORED_CLIENT).is_file():
         print(
             f"error: web/static/{VENDORED_CLIENT} is missing: run `make web`",
             file=sys.stderr,
         )
         return 2
-    notes: List[str] = [f"profile {settings.profile}", f"Rasa {settings.rasa_url}"]
+    notes: List[str] = [
+        f"profile {settings.profile}",
+        f"Rasa {settings.rasa_url}",
+        "agent desk /agent/",
+    ]
     if settings.demo_login_secret:
         notes.append("WEB_DEMO_LOGIN on (?as=<fixture id>)")
     logger.info(
         "chat page on http://%s:%d/ (%s)", args.host, args.port, ", ".join(notes)
     )
     web.run_app(
-        create_app(settings),
+        create_app(settings, desk),
         host=args.host,
         port=args.port,
         print=None,
