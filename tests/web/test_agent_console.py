@@ -120,4 +120,4 @@ def test_console_talks_only_to_the_desk_api() -> None:
     script = (CONSOLE / "agent.js").read_text(encoding="utf-8")
     assert 'const API = "api/";' in script  # relative: /agent/api/ of this server
     assert re.findall(r"fetch\(([^,]+),", script) == ["API + path"]
-    assert re.findall(r"new EventSource\(([^)]+?) \+", script) == ["API"]
+    assert re.findall(r"new EventSource\(\s*(\w+) \+", script) == ["API"]

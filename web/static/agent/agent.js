@@ -383,7 +383,9 @@
   async function openCase(caseId) {
     if (!state.current || state.current.id !== caseId) {
       closeCase();
-      state.current = { id: caseId, row: null, summary: {}, seen: new Set(), stream: null, retry: null };
+      state.current = {
+        id: caseId, row: null, summary: {}, seen: new Set(), lastId: 0, stream: null, retry: null,
+      };
       el["transcript"].replaceChildren();
       el["reply"].value = "";
     }
@@ -438,7 +440,10 @@
   function followStream(current) {
     stopStream(current);
     if (!current.row || !canFollow(current.row)) return;
-    const stream = new EventSource(API + "cases/" + encodeURIComponent(current.id) + "/stream");
+    // From the last event shown: the stream sends only what came after it.
+    const stream = new EventSource(
+      API + "cases/" + encodeURIComponent(current.id) + "/stream?after=" + current.lastId
+    );
     current.stream = stream;
     stream.addEventListener("transcript", (event) => {
       if (state.current !== current) return;
@@ -454,14 +459,26 @@
       const row = parseJSON(event.data);
       if (row) applyStatus(current, row);
     });
+    stream.addEventListener("end", () => {
+      // The session ended (signed out elsewhere, or idle too long).
+      stream.close();
+      signedOut("登录已过期，请重新登录。");
+    });
     stream.addEventListener("open", () => {
       el["connection"].textContent = "";
       el["connection"].classList.remove("offline");
     });
-    stream.addEventListener("error", () => {
-      // The browser reconnects by itself (Last-Event-ID); a refused stream is
-      // closed for good: look at the case again a little later.
-      if (stream.readyState !== EventSource.CLOSED || state.current !== current) return;
+    stream.addEventListener("error", (event) => {
+      if (state.current !== current) return;
+      // The server's own "error" event (the case store unreachable) has data.
+      if (event.data) {
+        const problem = parseJSON(event.data);
+        showCaseError("实时更新暂时中断：" + ((problem && problem.error) || "服务器错误") + "，正在重试…");
+        return;
+      }
+      // A dropped connection: the browser reconnects by itself (Last-Event-ID).
+      // A refused one is closed for good: look at the case again a little later.
+      if (stream.readyState !== EventSource.CLOSED) return;
       current.stream = null;
       current.retry = setTimeout(() => {
         if (state.current === current) openCase(current.id);
@@ -492,10 +509,11 @@
     return Boolean(row && state.me && row.status === "active" && row.agent_id === state.me.username);
   }
 
-  // Waiting cases and my own active ones are followed live; another agent's
-  // case or a resolved one is not (the server would refuse).
+  // Waiting cases and my own active ones are followed live, and a
+  // supervisor follows any active one; a resolved case is not followed.
   function canFollow(row) {
-    return row.status === "waiting" || isMine(row);
+    if (row.status === "waiting" || isMine(row)) return true;
+    return row.status === "active" && Boolean(state.me) && state.me.role === "supervisor";
   }
 
   function renderCase() {
@@ -627,6 +645,7 @@
     const key = entryKey(entry);
     if (current.seen.has(key)) return;
     current.seen.add(key);
+    if (typeof entry.id === "number" && entry.id > current.lastId) current.lastId = entry.id;
     const item = entryItem(entry);
     item.dataset.key = key;
     item.dataset.order = String(typeof entry.id === "number" ? entry.id : "");
