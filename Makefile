@@ -27,7 +27,9 @@ NLU_DEV_MIN_CAUGHT ?= 0.70
 NLU_MIN_F1 ?= 0.95
 RASA_PORT ?= 5005
 ACTION_PORT ?= 5055
-# The chat page of `make serve` (web/server.py), on 127.0.0.1.
+# The chat page and the agent desk of `make serve` (web/server.py), on 127.0.0.1;
+# the desk reads the same case and tracker stores as the bot and reaches Rasa's
+# HTTP API (with RASA_AUTH_TOKEN in prod) to put agents' words into conversations.
 WEB_PORT ?= 8080
 # `make run ID=demo_account_frozen` chats as that conversation id.
 ID ?=
@@ -173,7 +175,7 @@ ifeq ($(PROFILE),prod)
 else
 	@if [ "$(WORKERS)" != 1 ]; then echo "error: WORKERS=$(WORKERS) needs PROFILE=prod: the embedded profile's in-memory lock store serves one process (Rasa would quietly run one worker)" >&2; exit 1; fi
 endif
-	@echo "==> profile $(PROFILE): action server :$(ACTION_PORT), Rasa :$(RASA_PORT) ($(WORKERS) worker(s); REST + socket.io, --enable-api$(if $(filter prod,$(PROFILE)), with token,)), chat page http://127.0.0.1:$(WEB_PORT)/; Ctrl-C stops all three"
+	@echo "==> profile $(PROFILE): action server :$(ACTION_PORT), Rasa :$(RASA_PORT) ($(WORKERS) worker(s); REST + socket.io, --enable-api$(if $(filter prod,$(PROFILE)), with token,)), chat page http://127.0.0.1:$(WEB_PORT)/, agent desk http://127.0.0.1:$(WEB_PORT)/agent/; Ctrl-C stops all three"
 	@$(PY) -m actions.server --port $(ACTION_PORT) & a=$$!; \
 	  SANIC_WORKERS=$(WORKERS) $(RASA) run --enable-api -i 127.0.0.1 -p $(RASA_PORT) --model $(MODEL) \
 	    $(if $(filter prod,$(PROFILE)),--auth-token "$$RASA_AUTH_TOKEN",) \
