@@ -252,3 +252,54 @@ def test_a_person_answers_in_the_same_chat(
     assert user_watch.errors == []
     agent_context.close()
     user_context.close()
+
+
+def test_the_console_on_a_phone(browser: Browser, page_server: str) -> None:
+    """390 px wide: the queue, then the case alone with a way back; no sideways scroll."""
+    context = browser.new_context(
+        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
+    page = context.new_page()
+    watch = Watch(page)
+    sign_in(page, page_server, "agent2", PASSWORD)
+    scam = page.locator("#queue-list .case-item.scam").first
+    scam.wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    scam.locator(".case-open").click()
+    page.wait_for_selector("#case-panel:not([hidden])")
+    assert page.locator("#sidebar").is_hidden()
+    assert page.locator("#scam-banner").is_visible()
+    assert page.locator("#claim").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.screenshot(path=str(OUTPUT / "phone.png"))
+    page.click("#back")
+    assert page.locator("#sidebar").is_visible()
+    page.click("#logout")
+    page.wait_for_selector("#login-form")
+    assert page.locator("#login-notice", has_text="退出").is_visible()
+    assert watch.errors == []
+    context.close()
+
+
+def test_sign_in_errors_are_shown(browser: Browser, page_server: str) -> None:
+    """A wrong password says so; past the limit (5 per username) the wait is shown."""
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    watch = Watch(page)
+    page.goto(f"{page_server}/agent/")
+    error = page.locator("#login-error")
+    for attempt in range(5):
+        page.fill("#login-username", "agent2")
+        page.fill("#login-password", f"wrong-{attempt}")
+        page.click("#login-submit")
+        expect(error).to_have_text("账号或密码错误。")
+        page.evaluate("document.getElementById('login-error').textContent = ''")
+    page.fill("#login-password", PASSWORD)  # the right one is refused too now
+    page.click("#login-submit")
+    expect(error).to_contain_text("登录尝试次数过多")
+    expect(error).to_contain_text("后再试")
+    assert page.locator("#desk-view").is_hidden()
+    # The browser logs each refused request; nothing else went wrong.
+    refused = [e for e in watch.errors if "status of 401" in e or "status of 429" in e]
+    assert refused and refused == watch.errors, watch.errors
+    context.close()
