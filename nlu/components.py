@@ -1,4 +1,4 @@
-"""Rasa NLU components of this project: the normaliser and the intent classifier.
+"""Rasa NLU components of this project: normaliser, classifier, person requests.
 
 `TextNormaliser` runs first in the pipeline (config.yml) and rewrites each
 message's text with `nlu.normaliser.normalise`, so the tokenizer, featurizers,
@@ -29,7 +29,7 @@ from rasa.nlu.constants import (
     TOKENS_NAMES,
 )
 from rasa.nlu.tokenizers.tokenizer import Tokenizer
-from rasa.shared.constants import UTTER_PREFIX
+from rasa.shared.constants import DEFAULT_NLU_FALLBACK_INTENT_NAME, UTTER_PREFIX
 from rasa.shared.nlu.constants import (
     INTENT,
     INTENT_NAME_KEY,
@@ -44,6 +44,11 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from nlu.linear import LinearIntentModel, LinearSettings, compile_cues
 from nlu.normaliser import normalise
+from nlu.person_request import read_person_request
+
+# What the detector adds to the parse data (kept in the tracker's user event):
+# the phrase that asked for a person and the intent it replaced.
+PERSON_REQUEST_KEY = "person_request"
 
 
 @DefaultV1Recipe.register(
@@ -252,3 +257,82 @@ def _words(message: Message) -> List[str]:
 
 def _full_label(message: Message) -> str:
     return str(message.get(INTENT_RESPONSE_KEY) or message.get(INTENT))
+
+
+@DefaultV1Recipe.register(
+    [DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False
+)
+class PersonRequestDetector(GraphComponent):
+    """Asking for a person is honoured, whatever else the message says.
+
+    Runs last (after the FallbackClassifier, so no "did you mean" replaces
+    it). When the phrase tables of `nlu.person_request` find:
+
+    - a request for a person ("借呗不见了，我要转人工"), the intent becomes
+      ``request_human``;
+    - a person declined ("不用转人工", "别转人工") that the model took for a
+      request or could not place, the intent becomes ``deny`` (the user says
+      no to a person: outside the diagnosis the bot asks what else it can
+      do, inside it the form reads the words as a no);
+
+    with confidence 1, the classifier's ranking kept below it. ``person_request``
+    in the parse data says which phrase decided and which intent it replaced.
+    Other uses of the words ("你是真人吗", "人工智能") change nothing.
+    """
+
+    @staticmethod
+    def get_default_config() -> Dict[str, Any]:
+        """The intents of a request for a person and of a declined one."""
+        return {"intent": "request_human", "declined_intent": "deny"}
+
+    def __init__(self, config: Dict[str, Any]) -> None:
+        self._intent = str(config["intent"])
+        self._declined_intent = str(config["declined_intent"])
+
+    @classmethod
+    def create(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> PersonRequestDetector:
+        """Creates the component (the phrase tables are read on first use)."""
+        return cls(config)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Sets the intent of each message that asks for or declines a person."""
+        for message in messages:
+            text = message.get(TEXT)
+            if not isinstance(text, str) or not text:
+                continue
+            found = read_person_request(text)
+            if found is None:
+                continue
+            predicted = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+            if not found.declined:
+                self._set_intent(message, self._intent, found.phrase)
+            elif predicted in (self._intent, DEFAULT_NLU_FALLBACK_INTENT_NAME):
+                self._set_intent(message, self._declined_intent, found.phrase)
+        return messages
+
+    def _set_intent(self, message: Message, intent: str, phrase: str) -> None:
+        before = message.get(INTENT) or {}
+        ranking = [
+            entry
+            for entry in message.get(INTENT_RANKING_KEY) or []
+            if entry.get(INTENT_NAME_KEY)
+            not in (intent, DEFAULT_NLU_FALLBACK_INTENT_NAME)
+        ]
+        decided = {INTENT_NAME_KEY: intent, PREDICTED_CONFIDENCE_KEY: 1.0}
+        message.set(INTENT, decided, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [dict(decided), *ranking], add_to_output=True)
+        message.set(
+            PERSON_REQUEST_KEY,
+            {
+                "phrase": phrase,
+                "declined": intent == self._declined_intent,
+                "replaced_intent": before.get(INTENT_NAME_KEY),
+            },
+            add_to_output=True,
+        )

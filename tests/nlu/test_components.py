@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import List, Tuple
 
 import pytest
-from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from devtools.project import ROOT
 from nlu.build_spacy import build, load_patterns
-from nlu.components import TextNormaliser
+from nlu.components import PERSON_REQUEST_KEY, PersonRequestDetector, TextNormaliser
 
 DICTIONARY = ROOT / "nlu" / "jieba_dict"
 
@@ -90,3 +91,67 @@ def test_spacy_pipeline_finds_domain_entities(
 
     nlp = spacy.load(build(tmp_path / "spacy_zh"))
     assert [(e.text, e.label_) for e in nlp(text).ents] == expected
+
+
+def _classified(text: str, ranking: List[Tuple[str, float]]) -> Message:
+    """A message as the classifier and the FallbackClassifier leave it."""
+    entries = [{"name": name, "confidence": score} for name, score in ranking]
+    return Message(data={TEXT: text, INTENT: entries[0], INTENT_RANKING_KEY: entries})
+
+
+def _detect(message: Message) -> Message:
+    PersonRequestDetector(PersonRequestDetector.get_default_config()).process([message])
+    return message
+
+
+def test_a_request_for_a_person_wins_over_the_complaint() -> None:
+    message = _detect(
+        _classified(
+            "借呗额度降了找人工", [("jiebei_quota", 0.95), ("request_human", 0.04)]
+        )
+    )
+    assert message.get(INTENT) == {"name": "request_human", "confidence": 1.0}
+    assert [e["name"] for e in message.get(INTENT_RANKING_KEY)] == [
+        "request_human",
+        "jiebei_quota",
+    ]
+    assert message.get(PERSON_REQUEST_KEY) == {
+        "phrase": "找人工",
+        "declined": False,
+        "replaced_intent": "jiebei_quota",
+    }
+    assert PERSON_REQUEST_KEY in message.as_dict(only_output_properties=True)
+
+
+def test_a_request_replaces_the_did_you_mean() -> None:
+    message = _detect(
+        _classified(
+            "借呗咋没了快给我接真人",
+            [("nlu_fallback", 0.82), ("request_human", 0.6), ("jiebei_closed", 0.3)],
+        )
+    )
+    assert message.get(INTENT)["name"] == "request_human"
+    names = [e["name"] for e in message.get(INTENT_RANKING_KEY)]
+    assert names == ["request_human", "jiebei_closed"]
+
+
+def test_a_declined_person_read_as_a_request_is_a_no() -> None:
+    message = _detect(
+        _classified("不用转人工", [("request_human", 0.99), ("deny", 0.01)])
+    )
+    assert message.get(INTENT) == {"name": "deny", "confidence": 1.0}
+    assert message.get(PERSON_REQUEST_KEY)["declined"] is True
+
+
+def test_a_declined_person_leaves_another_intent_alone() -> None:
+    message = _detect(
+        _classified("借呗不见了,不用转人工", [("jiebei_entry_missing", 0.9)])
+    )
+    assert message.get(INTENT)["name"] == "jiebei_entry_missing"
+    assert message.get(PERSON_REQUEST_KEY) is None
+
+
+def test_other_words_about_people_change_nothing() -> None:
+    message = _detect(_classified("你是真人吗", [("bot_challenge", 0.99)]))
+    assert message.get(INTENT)["name"] == "bot_challenge"
+    assert message.get(PERSON_REQUEST_KEY) is None
