@@ -92,12 +92,12 @@ WEB_VENDOR := web/static/vendor/socket.io.min.js
 # The browser of the browser tests: Debian's chromium, never a download.
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help install web browser spacy train db run serve actions test lint typecheck pytest validate nlu-test story-test e2e stories bench bench-dialogue bench-security bench-nlu lock clean
+.PHONY: help install web browser spacy train db run serve actions agent-add test lint typecheck pytest validate nlu-test story-test e2e stories bench bench-dialogue bench-security bench-nlu lock clean
 
 help:
 	@echo "make run      install, train if needed, chat in the terminal"
 	@echo "make test     install, train if needed, run every check"
-	@echo "make install | train | serve | lint | bench | bench-security | bench-nlu | clean"
+	@echo "make install | train | serve | agent-add | lint | bench | bench-security | bench-nlu | clean"
 
 install: $(VENV)/.installed web
 
@@ -184,6 +184,14 @@ endif
 	    $(PY) -m web.server --host 127.0.0.1 --port $(WEB_PORT) & w=$$!; \
 	  trap 'kill $$a $$r $$w 2>/dev/null; wait' INT TERM EXIT; \
 	  wait
+
+# An agent of the desk (docs/agent-desk.md), added or changed: NAME=username,
+# DISPLAY=the name users see, ROLE=agent|supervisor. The password comes from
+# DESK_AGENT_PASSWORD or a prompt (asked twice). PROFILE=prod writes to the
+# production profile's database (ACCOUNT_DB_URL above).
+agent-add: install
+	@if [ -z "$(NAME)" ]; then echo "usage: make agent-add NAME=<username> [DISPLAY=<name users see>] [ROLE=agent|supervisor] [PROFILE=prod]" >&2; exit 2; fi
+	@$(PY) -m desk add-agent '$(NAME)' $(if $(DISPLAY),--display-name '$(DISPLAY)',) $(if $(ROLE),--role '$(ROLE)',)
 
 # Every check. Cheap ones first so they fail fast; the model-based ones last.
 test: lint pytest validate nlu-test story-test e2e

@@ -677,6 +677,7 @@ class DeskStore:
 
     def transfer(self, case_id: str, agent_id: str, to: str) -> Dict[str, Any]:
         """Hand one's active case to another agent."""
+        self.require_holder(case_id, agent_id)
         if to == agent_id:
             raise CaseConflict("the case is already yours")
         if self.agent(to) is None:

@@ -135,7 +135,7 @@ class LoginLimit:
     ) -> None:
         self.per_username: List[RateLimitItem] = parse_many(per_username)
         self.per_address: List[RateLimitItem] = parse_many(per_address)
-        # The limiter keeps only a weak reference (limits 2.4): hold it here.
+        # The limiter holds only a weak reference to its storage.
         self.storage = storage
         self.limiter = strategies.MovingWindowRateLimiter(storage)
 
