@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 
 from limits import parse_many
 
+from desk.hours import ALWAYS, DEFAULT_TIMEZONE, ServiceHours, timezone_named
 from settings.core import (
     Variable,
     choice,
@@ -111,6 +112,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def service_hours(raw: str) -> str:
+    """``always`` or one daily range ``HH:MM-HH:MM`` (desk/hours.py)."""
+    ServiceHours.parse(raw)
+    return raw
+
+
+def time_zone(raw: str) -> str:
+    """An IANA time zone name (Asia/Shanghai)."""
+    timezone_named(raw)
+    return raw
+
+
 def _partly_set(group: str, values: dict[str, Optional[str]]) -> List[str]:
     """A platform is either configured completely or not at all."""
     unset = [name for name, value in values.items() if not value]
@@ -143,6 +156,34 @@ _IDENTITY_SECRET = setting(
     None,
     "signs the verified identity a channel gives the action server",
     secret=True,
+)
+
+_ACCOUNT_DB_URL = setting(
+    "ACCOUNT_DB_URL",
+    text,
+    DEFAULT_ACCOUNT_DB_URL,
+    "SQLAlchemy URL of the account store",
+)
+_CASE_DB_URL = setting(
+    "CASE_DB_URL",
+    text,
+    None,
+    "SQLAlchemy URL of the case store (default: the account store's)",
+)
+# The agent desk's service hours (desk/hours.py): the bot tells a user who asks
+# for a person outside them when agents are back.
+_DESK_SERVICE_HOURS = setting(
+    "DESK_SERVICE_HOURS",
+    service_hours,
+    ALWAYS,
+    "when agents staff the desk: always, or a daily range like 09:00-21:00 "
+    "(DESK_TIMEZONE; 21:00-09:00 runs over midnight)",
+)
+_DESK_TIMEZONE = setting(
+    "DESK_TIMEZONE",
+    time_zone,
+    DEFAULT_TIMEZONE,
+    "time zone of DESK_SERVICE_HOURS (IANA name)",
 )
 
 
@@ -218,6 +259,12 @@ class RasaServerSettings:
         "page origins that may open a socket.io session",
     )
     identity_secret: Optional[str] = _IDENTITY_SECRET
+    # The reply guard reads the case of a paused conversation (its place in
+    # the queue, whether an agent has it) from the case store.
+    account_db_url: str = _ACCOUNT_DB_URL
+    case_db_url: Optional[str] = _CASE_DB_URL
+    desk_service_hours: str = _DESK_SERVICE_HOURS
+    desk_timezone: str = _DESK_TIMEZONE
     wecom_corp_id: Optional[str] = setting(
         "WECOM_CORP_ID", text, None, "WeCom CorpID (all WECOM_* or none)"
     )
@@ -265,6 +312,16 @@ class RasaServerSettings:
         "https://api.weixin.qq.com",
         "Official Account API (a test double's address in tests)",
     )
+
+    @property
+    def case_store_url(self) -> str:
+        """The case store: its own database or the account store's."""
+        return self.case_db_url or self.account_db_url
+
+    @property
+    def desk_hours(self) -> ServiceHours:
+        """The desk's service hours in its time zone."""
+        return ServiceHours.parse(self.desk_service_hours, self.desk_timezone)
 
     @property
     def wecom_configured(self) -> bool:
@@ -360,6 +417,8 @@ class ActionSettings:
         "seconds an account lookup may take before the bot asks the user",
     )
     identity_secret: Optional[str] = _IDENTITY_SECRET
+    desk_service_hours: str = _DESK_SERVICE_HOURS
+    desk_timezone: str = _DESK_TIMEZONE
 
     @property
     def identity(self) -> str:
@@ -372,6 +431,11 @@ class ActionSettings:
     def case_store_url(self) -> str:
         """The case store: its own database or the account store's."""
         return self.case_db_url or self.account_db_url
+
+    @property
+    def desk_hours(self) -> ServiceHours:
+        """The desk's service hours in its time zone."""
+        return ServiceHours.parse(self.desk_service_hours, self.desk_timezone)
 
 
 @dataclass(frozen=True)

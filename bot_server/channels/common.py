@@ -3,7 +3,8 @@
 - :class:`PipelinedInput`: our Rasa patches installed when Rasa builds the
   channel, and Rasa's blueprint built around the inbound pipeline's handler;
 - Sanic's body limit for every request (``MAX_REQUEST_BYTES``);
-- which sender ids the stores can take.
+- which sender ids the stores can take;
+- which bot messages are a human agent's (:func:`human_agent_name`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,29 @@ from settings import rasa_server_settings
 logger = logging.getLogger(__name__)
 
 MAX_SENDER_CHARS = 128
+# The key of a bot message's metadata that marks a human agent's words
+# (desk/relay.py puts {"id", "name"} there); every channel shows such a
+# message as 人工客服 <name>, never as the bot's.
+HUMAN_AGENT_KEY = "human_agent"
+# The longest agent name shown (the desk's display names are short).
+MAX_AGENT_NAME_CHARS = 32
+
+
+def human_agent_name(message: Dict[str, Any]) -> Optional[str]:
+    """The display name of the human agent who wrote a bot message.
+
+    None when the message is the bot's; "" for an agent's message without a
+    usable name (still shown as an agent's). ``message`` is what Rasa hands an
+    output channel's ``send_*`` as keyword arguments: the bot event's data and
+    metadata merged.
+    """
+    agent = message.get(HUMAN_AGENT_KEY)
+    if not isinstance(agent, dict):
+        return None
+    name = agent.get("name")
+    if not isinstance(name, str):
+        return ""
+    return " ".join(name.split())[:MAX_AGENT_NAME_CHARS]
 
 
 def limit_request_size(blueprint: Blueprint) -> None:

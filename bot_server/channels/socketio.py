@@ -10,7 +10,15 @@ names this class instead of ``socketio:``. What it adds to Rasa's:
 - a persistent session's socket really joins its session's room (Rasa 3.6
   forgets to await it, and every bot reply is lost);
 - Sanic's body limit ``MAX_REQUEST_BYTES``, as the REST channel sets it;
-- every message passes the inbound pipeline (bot_server/pipeline/).
+- every message passes the inbound pipeline (bot_server/pipeline/);
+- a human agent's message (``metadata.human_agent``, desk/relay.py) goes out
+  as ``{"text", "human_agent": {"name"}}``, which the chat page shows as
+  人工客服 · <name>; the same output class answers the user's messages and the
+  messages Rasa sends on its own (the HTTP API's ``output_channel=latest``);
+- with ``CHANNEL_STATE_URL=redis://...`` the Rasa processes share their
+  socket.io rooms through Redis (python-socketio's AsyncRedisManager): a
+  message for a session reaches its socket whichever process or instance
+  sends it (an agent's words arrive through any instance's HTTP API).
 """
 
 from __future__ import annotations
@@ -20,17 +28,64 @@ import logging
 import uuid
 from typing import Any, Awaitable, Callable, Dict, Optional, Union
 
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
+from socketio import AsyncRedisManager, AsyncServer
 
-from bot_server.channels.common import MAX_SENDER_CHARS, PipelinedInput, valid_id
+from bot_server.channels.common import (
+    HUMAN_AGENT_KEY,
+    MAX_SENDER_CHARS,
+    PipelinedInput,
+    human_agent_name,
+    valid_id,
+)
 from bot_server.pipeline import replies
 from settings import rasa_server_settings
 
 logger = logging.getLogger(__name__)
 
 BAD_MESSAGE_RESPONSE = "utter_bad_message"
+# The Redis channel on which the Rasa processes pass socket.io messages on.
+ROOMS_CHANNEL = "jiebei_socketio"
+
+
+class AgentAwareSocketIOOutput(SocketIOOutput):
+    """Rasa's socket.io output; a human agent's words say whose they are."""
+
+    async def send_text_message(
+        self, recipient_id: str, text: str, **kwargs: Any
+    ) -> None:
+        """The bot's text as Rasa sends it; an agent's in one piece, with the name."""
+        name = human_agent_name(kwargs)
+        if name is None:
+            await super().send_text_message(recipient_id, text, **kwargs)
+            return
+        await self._send_message(
+            recipient_id, {"text": text.strip(), HUMAN_AGENT_KEY: {"name": name}}
+        )
+
+
+def share_rooms(sio: AsyncServer, url: str) -> AsyncRedisManager:
+    """Let every process's emits reach sockets held by the others (via Redis).
+
+    Rasa builds the AsyncServer without a client manager; this swaps in
+    python-socketio's AsyncRedisManager before any socket connects. Its
+    listener is started with the server (``start_listening``), so that a
+    reply to the first socket never goes out before the subscription.
+    """
+    manager = AsyncRedisManager(url, channel=ROOMS_CHANNEL)
+    sio.manager = manager
+    manager.set_server(sio)
+    sio.manager_initialized = False
+    return manager
+
+
+def start_listening(sio: AsyncServer) -> None:
+    """Start the client manager's Redis listener now (else: at the first connect)."""
+    if not sio.manager_initialized:
+        sio.manager_initialized = True
+        sio.manager.initialize()
 
 
 class GuardedSocketIOInput(PipelinedInput, SocketIOInput):
@@ -56,9 +111,18 @@ class GuardedSocketIOInput(PipelinedInput, SocketIOInput):
         if "*" in origins:
             logger.warning("WEB_ALLOWED_ORIGINS allows every origin")
 
+        state_url = rasa_server_settings().channel_state_url
+        if state_url.startswith(("redis://", "rediss://")):
+            share_rooms(sio, state_url)
+
+            async def listen(app: Any, _: Any) -> None:
+                start_listening(sio)
+
+            blueprint.listener("after_server_start")(listen)
+
         @sio.on(self.user_message_evt, namespace=self.namespace)
         async def handle_message(sid: str, data: Any = None) -> None:
-            output = SocketIOOutput(sio, self.bot_message_evt)
+            output = AgentAwareSocketIOOutput(sio, self.bot_message_evt)
             checked = self.check_event(sid, data)
             if isinstance(checked, str):
                 logger.info("socket.io event of %s refused: %s", sid, checked)
@@ -99,6 +163,12 @@ class GuardedSocketIOInput(PipelinedInput, SocketIOInput):
             )
 
         return blueprint
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        """For messages Rasa sends on its own (a human agent's, via the API)."""
+        if self.sio is None:
+            return None
+        return AgentAwareSocketIOOutput(self.sio, self.bot_message_evt)
 
     def check_event(
         self, sid: str, data: Any

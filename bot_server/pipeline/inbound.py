@@ -43,10 +43,10 @@ class Inbound:
         """The input channel's name (the rate limit counts per channel)."""
         return self.message.input_channel or self.channel.name()
 
-    async def answer(self, response: str) -> None:
+    async def answer(self, response: str, **values: Any) -> None:
         """Send one of the pipeline's own domain responses to this sender."""
         reply = await replies.render_answer(
-            self.agent, response, self.sender, self.channel.name()
+            self.agent, response, self.sender, self.channel.name(), **values
         )
         await self.channel.send_response(self.sender, reply)
 

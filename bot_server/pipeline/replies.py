@@ -51,10 +51,10 @@ async def render(
 
 
 async def render_answer(
-    agent: Any, response: str, sender_id: str, channel: str
+    agent: Any, response: str, sender_id: str, channel: str, **values: Any
 ) -> Dict[str, Any]:
     """A reply the user must get: the response, or the last-resort text."""
-    message = await render(agent, response, sender_id, channel)
+    message = await render(agent, response, sender_id, channel, **values)
     return message if message is not None else {"text": LAST_RESORT_TEXT}
 
 

@@ -2,6 +2,8 @@
 
 - ``speedups``: two measured hot spots of Rasa's server, swapped in by
   :func:`install`;
+- ``handoff_session``: a conversation paused by a handoff stays paused in a
+  new session (swapped in by :func:`install`);
 - ``tracker_store``: the SQL tracker store that survives a database restart
   (endpoints.prod.yml names it);
 - ``lock_store``: the Redis lock store with atomic ticket changes
@@ -55,6 +57,7 @@ def install() -> None:
     rasa_server_settings()
     # Imported after the check: under another Rasa the import itself may fail,
     # with a less helpful message than the check's.
-    from bot_server.rasa_patches import speedups
+    from bot_server.rasa_patches import handoff_session, speedups
 
     speedups.install()
+    handoff_session.install()

@@ -15,7 +15,11 @@ For every POST the channel:
    the metadata when IDENTITY_JWT_SECRET is set (actions/identity.py);
 4. sends the bot's answers through the platform API (``api``), buttons as
    numbered lines (rendered from the domain by bot_server/pipeline/replies.py):
-   a reply of just the number is the button.
+   a reply of just the number is the button. A human agent's message
+   (``metadata.human_agent``, desk/relay.py; Rasa sends it through
+   ``get_output_channel``) starts with the line ``【人工客服 <name>】``
+   (``utter_channel_human_agent_label``): a text message has no other way
+   to show who wrote it.
 
 Only text messages reach Rasa. Other message types (image, voice, …) get
 ``utter_channel_text_only``; events (subscribe, enter_agent, …) are ignored.
@@ -47,6 +51,7 @@ from sanic.response import HTTPResponse, json, text
 
 from actions.identity import METADATA_KEY, mint
 from bot_server import rasa_patches
+from bot_server.channels.common import human_agent_name
 from bot_server.channels.wechat.api import ApiError, PlatformApi, split_text
 from bot_server.channels.wechat.crypto import (
     CallbackError,
@@ -72,6 +77,7 @@ logger = logging.getLogger(__name__)
 
 TEXT_ONLY_RESPONSE = "utter_channel_text_only"
 BUTTON_OPTION_RESPONSE = "utter_channel_button_option"
+HUMAN_AGENT_LABEL_RESPONSE = "utter_channel_human_agent_label"
 # Seconds the server waits, when it stops, for messages still being answered.
 DRAIN_TIMEOUT_S = 10.0
 # The identity is minted for one message and used while it is handled; Rasa
@@ -111,7 +117,13 @@ class WeChatStyleOutput(OutputChannel):
     async def send_text_message(
         self, recipient_id: str, text: str, **kwargs: Any
     ) -> None:
-        """Send a text; API failures are logged, never raised into Rasa."""
+        """Send a text; API failures are logged, never raised into Rasa.
+
+        A human agent's text is labelled with the agent's name first.
+        """
+        agent_name = human_agent_name(kwargs)
+        if agent_name is not None:
+            text = f"{await self.agent_label(recipient_id, agent_name)}\n{text.strip()}"
         user = self.platform_user(recipient_id)
         if user is None:
             logger.error("%s: no platform user for %s", self.name(), recipient_id)
@@ -122,6 +134,18 @@ class WeChatStyleOutput(OutputChannel):
             except ApiError as error:
                 logger.error("%s: sending to %s failed: %s", self.name(), user, error)
                 return
+
+    async def agent_label(self, recipient_id: str, name: str) -> str:
+        """The line that says a human agent wrote the message (from the domain)."""
+        label = await replies.render_text(
+            self.agent(),
+            HUMAN_AGENT_LABEL_RESPONSE,
+            recipient_id,
+            self.name(),
+            name=name,
+        )
+        # A model trained before the response: the same words (reported once).
+        return label if label is not None else f"【人工客服 {name}】"
 
     async def send_text_with_buttons(
         self,

@@ -6,8 +6,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from rasa.core.channels.channel import UserMessage
+from socketio import AsyncRedisManager
 
-from bot_server.channels.socketio import GuardedSocketIOInput
+from bot_server.channels.socketio import (
+    ROOMS_CHANNEL,
+    AgentAwareSocketIOOutput,
+    GuardedSocketIOInput,
+)
 from bot_server.pipeline.replies import LAST_RESORT_TEXT
 from settings.processes import clear_settings
 
@@ -140,3 +145,85 @@ def test_socket_origins_come_from_the_environment(
         "https://chat.example.cn",
         "https://a.b",
     ]
+
+
+class Emits:
+    """Stands in for AsyncServer.emit: what went to which room."""
+
+    def __init__(self) -> None:
+        self.sent: List[Tuple[str, Any, Any]] = []
+
+    async def __call__(
+        self, event: str, data: Any = None, room: Any = None, **_: Any
+    ) -> None:
+        self.sent.append((event, data, room))
+
+
+def output_with_emits() -> Tuple[Any, Emits]:
+    channel = socket_channel()
+    channel.blueprint(_noop)
+    emits = Emits()
+    channel.sio.emit = emits
+    output = channel.get_output_channel()
+    assert isinstance(output, AgentAwareSocketIOOutput)
+    return output, emits
+
+
+async def test_an_agents_message_carries_the_agents_name() -> None:
+    output, emits = output_with_emits()
+    # What Rasa hands the channel for the bot event the desk appended.
+    await output.send_response(
+        "session-1",
+        {
+            "text": "您好，我是小安。\n\n请问借呗入口是什么时候不见的？",
+            "human_agent": {"id": "agent1", "name": "小安"},
+        },
+    )
+    assert emits.sent == [
+        (
+            "bot_uttered",
+            {
+                "text": "您好，我是小安。\n\n请问借呗入口是什么时候不见的？",
+                "human_agent": {"name": "小安"},
+            },
+            "session-1",
+        )
+    ]
+
+
+async def test_the_bots_own_messages_stay_as_rasa_sends_them() -> None:
+    output, emits = output_with_emits()
+    await output.send_response("session-1", {"text": "第一段\n\n第二段"})
+    assert [data for _, data, _ in emits.sent] == [
+        {"text": "第一段"},
+        {"text": "第二段"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("agent", "name"),
+    [({"name": "  小  宁 "}, "小 宁"), ({"id": "a2"}, ""), ({"name": 5}, "")],
+)
+async def test_an_agent_without_a_usable_name_is_still_an_agent(
+    agent: Any, name: str
+) -> None:
+    output, emits = output_with_emits()
+    await output.send_response("s", {"text": "好的", "human_agent": agent})
+    assert emits.sent[0][1] == {"text": "好的", "human_agent": {"name": name}}
+
+
+def test_processes_share_rooms_through_redis_when_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHANNEL_STATE_URL", "redis://127.0.0.1:6379/0")
+    clear_settings()
+    channel = socket_channel()
+    channel.blueprint(_noop)
+    manager = channel.sio.manager
+    assert isinstance(manager, AsyncRedisManager)
+    assert manager.server is channel.sio and manager.channel == ROOMS_CHANNEL
+    monkeypatch.setenv("CHANNEL_STATE_URL", "memory://")
+    clear_settings()
+    alone = socket_channel()
+    alone.blueprint(_noop)
+    assert not isinstance(alone.sio.manager, AsyncRedisManager)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Awaitable, Callable, Optional
+from zoneinfo import ZoneInfo
 
 import pytest
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
+from actions.services.cases import CaseStore
 from bot_server.pipeline import guard, replies
 from bot_server.pipeline.inbound import Inbound
 from tests.bot_server.pipeline.support import (
@@ -90,11 +94,85 @@ async def test_a_slow_reply_is_answered_at_the_deadline_and_the_work_goes_on(
     await asyncio.wait_for(finished.wait(), 2)  # not cancelled
 
 
-async def test_silence_in_a_paused_conversation_gets_the_waiting_message() -> None:
+async def test_silence_in_a_paused_conversation_gets_the_waiting_message(
+    case_db: CaseStore,
+) -> None:
     async def handler(message: UserMessage) -> None:
         return None
 
     channel = await send(handler, FakeAgent(paused=True))
+    assert texts(channel) == [response_text(guard.PAUSED_RESPONSE)]
+
+
+@pytest.fixture
+def case_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CaseStore:
+    """An empty case store of its own, where the guard reads it."""
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    monkeypatch.setenv("ACCOUNT_DB_URL", url)
+    monkeypatch.delenv("CASE_DB_URL", raising=False)
+    monkeypatch.delenv("DESK_SERVICE_HOURS", raising=False)
+    return CaseStore(url)
+
+
+async def silent(message: UserMessage) -> None:
+    """Rasa in a paused conversation: the message is stored, nothing said."""
+
+
+async def test_while_the_case_waits_the_user_hears_the_place_in_the_queue(
+    case_db: CaseStore,
+) -> None:
+    case_db.open_case("someone_else", {"problem": "x"})
+    case_db.open_case("u1", {"problem": "借呗不见了"}, channel="socketio")
+    channel = await send(silent, FakeAgent(paused=True))
+    assert texts(channel) == [
+        response_text("utter_handoff_queue").format(queue_position=2)
+    ]
+
+
+async def test_outside_hours_the_waiting_user_hears_when_agents_are_back(
+    case_db: CaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    opens = now + timedelta(hours=2)
+    hours = f"{opens:%H}:00-{opens + timedelta(hours=1):%H}:00"
+    monkeypatch.setenv("DESK_SERVICE_HOURS", hours)
+    case_db.open_case("u1", {"problem": "借呗不见了"})
+    channel = await send(silent, FakeAgent(paused=True))
+    [text] = texts(channel)
+    assert f"每天 {hours}" in text and f"{opens:%H}:00 上线" in text
+
+
+async def test_once_an_agent_has_the_case_the_bot_says_nothing(
+    case_db: CaseStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    from actions.services.cases import status_table
+
+    case_id = case_db.open_case("u1", {"problem": "借呗不见了"})
+    with case_db._engine.begin() as connection:
+        connection.execute(
+            status_table.update()
+            .where(status_table.c.case_id == case_id)
+            .values(status="active", agent_id="agent1")
+        )
+    with caplog.at_level(logging.WARNING):
+        channel = await send(silent, FakeAgent(paused=True))
+    assert texts(channel) == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_without_an_open_case_the_plain_waiting_message(
+    case_db: CaseStore,
+) -> None:
+    case_db.open_case("another_conversation", {"problem": "x"})
+    channel = await send(silent, FakeAgent(paused=True))
+    assert texts(channel) == [response_text(guard.PAUSED_RESPONSE)]
+
+
+async def test_with_the_case_store_down_the_plain_waiting_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACCOUNT_DB_URL", "postgresql://postgres@127.0.0.1:1/none")
+    channel = await send(silent, FakeAgent(paused=True))
     assert texts(channel) == [response_text(guard.PAUSED_RESPONSE)]
 
 
@@ -142,5 +220,9 @@ def test_the_failure_message_is_the_one_the_pinned_rasa_processor_logs() -> None
 
 
 def test_the_guards_responses_are_in_the_domain() -> None:
-    for name in (guard.TROUBLE_RESPONSE, guard.PAUSED_RESPONSE):
+    for name in (
+        guard.TROUBLE_RESPONSE,
+        guard.PAUSED_RESPONSE,
+        *guard.QUEUE_RESPONSES.values(),
+    ):
         assert response_text(name)
