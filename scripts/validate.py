@@ -4,8 +4,8 @@ Rasa's `--fail-on-warnings` still passes when an intent or response is unused.
 This wrapper runs the real command and fails on any warning line, with two
 exceptions that Rasa 3.6 raises for every project of this shape:
 - "utterance X is not used in any story or rule" for a response that custom
-  action code, the reply guard or the diagnosis rule table names (found by
-  scanning `actions/` and `bot_server/`
+  action code, the reply guard, the diagnosis rule table or the agent desk's
+  relay names (found by scanning `actions/`, `bot_server/` and `desk/`
   for its name), that a form sends to ask for a slot (utter_ask_<slot>), or
   that Rasa's own fallback action sends: the validator sees none of these;
 - "duplicated intents ... across multiple domain files" for retrieval intents:
@@ -112,7 +112,7 @@ def main() -> int:
     output = run.stdout + run.stderr
     sources = [
         path
-        for folder in ("actions", "bot_server")
+        for folder in ("actions", "bot_server", "desk")
         for pattern in ("*.py", "*.yml")
         for path in sorted((ROOT / folder).rglob(pattern))
     ]

@@ -135,13 +135,13 @@ def test_handoff_pauses_with_a_readable_case(bot: Bot) -> None:
     assert case["causes"] == ["account_frozen"]
     assert case["user_words"] == ["借呗被冻结了怎么办", "转人工"]
     assert cases(bot).outcome(sender)["outcome"] == "handed_off"
-    # A human has it now: the bot only says so (the reply guard), and the
-    # message is kept for the agent.
+    # The case waits for an agent: the bot only says the place in the queue
+    # (the reply guard), and the message is kept for the agent.
     [waiting] = bot.say(sender, "还在吗")
-    assert (
-        waiting["text"]
-        == load_domain()["responses"]["utter_handoff_waiting"][0]["text"]
-    )
+    position = cases(bot).queue_position(cases(bot).open_case_of(sender)["case_id"])
+    assert waiting["text"] == load_domain()["responses"]["utter_handoff_queue"][0][
+        "text"
+    ].format(queue_position=position)
     tracker = bot.tracker(sender)
     assert tracker["paused"] is True
     assert tracker["latest_message"]["text"] == "还在吗"

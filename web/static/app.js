@@ -1,6 +1,8 @@
 // 借呗助手 chat widget: Rasa's socket.io channel (user_uttered / bot_uttered,
-// session persistence), no framework. Every text from the bot or the user is
-// put on the page with textContent, never parsed as HTML.
+// session persistence), no framework. Every text from the bot, a human agent or
+// the user is put on the page with textContent, never parsed as HTML. A message
+// with `human_agent` is a person's (the agent desk, desk/relay.py): shown with
+// the label "人工客服 · <name>" and its own style, never as the bot's.
 "use strict";
 
 (() => {
@@ -10,6 +12,8 @@
   const TOKEN_REFRESH_MARGIN_S = 60;
   const SUGGESTIONS = ["我的支付宝里找不到借呗了", "借呗怎么还款", "借呗额度怎么提升", "转人工"];
   const ANONYMOUS = "";
+  const AGENT_LABEL = "人工客服";
+  const MAX_AGENT_NAME = 32;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -80,7 +84,7 @@
   }
 
   function validEntry(entry) {
-    return entry && typeof entry.text === "string" && ["bot", "user"].includes(entry.from);
+    return entry && typeof entry.text === "string" && ["bot", "user", "agent"].includes(entry.from);
   }
 
   function saveTranscript() {
@@ -98,7 +102,12 @@
   function renderEntry(entry) {
     const row = element("div", `msg ${entry.from}`);
     if (entry.from === "bot") row.append(element("span", "avatar", "借"));
+    if (entry.from === "agent") row.append(element("span", "avatar", "人"));
     const body = element("div", "msg-body");
+    if (entry.from === "agent") {
+      const name = typeof entry.agentName === "string" ? entry.agentName : "";
+      body.append(element("div", "agent-label", name ? `${AGENT_LABEL} · ${name}` : AGENT_LABEL));
+    }
     if (entry.text) body.append(element("div", "bubble", entry.text));
     if (entry.buttons && entry.buttons.length) {
       const box = element("div", "quick-replies");
@@ -202,11 +211,18 @@
 
   // ---- sending and receiving ----
 
+  // While a person has the conversation the bot stays silent: no "typing"
+  // dots for a reply that the bot will not write.
+  function withAgent() {
+    const last = transcript.filter((entry) => entry.from !== "user").pop();
+    return Boolean(last && last.from === "agent");
+  }
+
   async function sendMessage(message, shown) {
     if (!ready || !message) return;
     retireQuickReplies();
     add({ from: "user", text: shown });
-    showTyping();
+    if (!withAgent()) showTyping();
     const payload = { message, session_id: sessionId };
     const token = await currentToken();
     if (token) payload.metadata = { identity_token: token };
@@ -238,6 +254,12 @@
     if (!data || typeof data !== "object") return;
     let text = typeof data.text === "string" ? data.text : "";
     if (!text && data.attachment) text = "[附件]";
+    const agent = data.human_agent;
+    if (agent && typeof agent === "object") {
+      const name = typeof agent.name === "string" ? agent.name.trim().slice(0, MAX_AGENT_NAME) : "";
+      if (text) add({ from: "agent", agentName: name, text });
+      return;
+    }
     const buttons = quickReplies(data);
     if (!text && !buttons.length) return;
     add({ from: "bot", text, buttons });
