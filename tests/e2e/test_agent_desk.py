@@ -202,7 +202,8 @@ def test_a_person_answers_in_the_same_chat(
     assert agent.input_value("#reply") == ""
     from_agent = user.locator(".msg.agent", has_text=greeting)
     from_agent.wait_for(timeout=30_000)
-    assert f"人工客服 {AGENT_NAME}" in from_agent.inner_text()
+    label = from_agent.locator(".agent-label").inner_text()
+    assert label == f"人工客服 · {AGENT_NAME}", label
     assert user.locator(".msg.bot .bubble", has_text=greeting).count() == 0
 
     # Shift+Enter is a new line, not a send.

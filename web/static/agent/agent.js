@@ -78,6 +78,7 @@
     listedAt: 0, // performance.now() of the last queue answer
     polling: null,
     pollBusy: false,
+    pollPromise: null,
     current: null, // {id, row, summary, seen: Set, stream, retry}
     toastTimer: null,
   };
@@ -191,7 +192,10 @@
 
   async function onLogout() {
     el["logout"].disabled = true;
+    // Nothing asks the server after the session ends (no 401 to log).
+    stopPolling();
     closeCase();
+    if (state.pollPromise) await state.pollPromise;
     await api("POST", "logout", {});
     el["logout"].disabled = false;
     signedOut("您已退出登录。");
@@ -222,9 +226,14 @@
     state.polling = null;
   }
 
-  async function refreshLists() {
-    if (state.pollBusy || !state.me) return;
+  function refreshLists() {
+    if (state.pollBusy || !state.me) return state.pollPromise;
     state.pollBusy = true;
+    state.pollPromise = pollLists();
+    return state.pollPromise;
+  }
+
+  async function pollLists() {
     try {
       const [waiting, active] = await Promise.all([
         api("GET", "cases?status=waiting"),
@@ -674,7 +683,7 @@
     if (from === "user") {
       who.textContent = "用户";
     } else if (from === "agent") {
-      who.textContent = "人工客服 " + (entry.agent_name || agentName(entry.agent_id) || "");
+      who.textContent = "人工客服 · " + (entry.agent_name || agentName(entry.agent_id) || "");
     } else {
       who.textContent = "机器人";
     }
