@@ -45,6 +45,7 @@ REPLY_TIMEOUT_MS = 90_000  # a loaded 2-core machine: NLU + actions per turn
 QUEUE_WITHIN_S = 2.0  # the issue: the case is in the agent's queue within 2 s
 AGENT, PASSWORD, AGENT_NAME = "agent1", "demo-password", "小安"
 USER = "demo_account_frozen"  # the demo switch's account: the conversation id
+SITUATION = "我的支付宝里找不到借呗了"
 ASK_FOR_PERSON = "借呗不见了，我要转人工"
 INJECTION = '<img src=x onerror="window.__pwned=1">'
 # A user on another channel (REST) who described a scam and asked for a person.
@@ -159,7 +160,13 @@ def test_a_person_answers_in_the_same_chat(
     user.select_option("#demo-account", USER)
     chat_ready(user)
 
-    # The user asks for a person; the bot hands off with the case number.
+    # The bot finds the cause first; then the user asks for a person, and the
+    # bot hands off with the case number.
+    say(user, SITUATION)
+    user.locator(".msg.bot .bubble", has_text="冻结").first.wait_for(
+        timeout=REPLY_TIMEOUT_MS
+    )
+    user.wait_for_selector(".quick-reply:not([disabled])", timeout=REPLY_TIMEOUT_MS)
     say(user, ASK_FOR_PERSON)
     handoff = user.locator(".msg.bot .bubble", has_text="工单号")
     handoff.wait_for(timeout=REPLY_TIMEOUT_MS)
@@ -189,6 +196,8 @@ def test_a_person_answers_in_the_same_chat(
     assert agent.locator(f'#queue-list [data-case-id="{case_id}"]').count() == 0
     summary = agent.inner_text("#summary-list")
     assert USER in summary and "疑似诈骗" in summary
+    assert "支付宝账户被冻结（account_frozen）" in summary  # cause and current step
+    assert "冻结" in agent.inner_text("#facts-list")  # the record's account status
     assert agent.locator("#scam-banner").is_hidden()
     assert agent.locator(".entry.from-user", has_text=ASK_FOR_PERSON).count() == 1
     assert agent.locator(".entry.from-bot", has_text=case_id).count() >= 1
@@ -224,6 +233,7 @@ def test_a_person_answers_in_the_same_chat(
     assert agent.locator("#transcript img").count() == 0
     assert agent.evaluate("window.__pwned") is None
     assert agent.evaluate("window.__sameDocument") is True
+    agent.locator("#toast").wait_for(state="hidden")
     agent.screenshot(path=str(OUTPUT / "case.png"))
     (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
     (ROOT / "docs" / "img" / "agent-desk.png").write_bytes(
