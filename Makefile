@@ -14,7 +14,8 @@ RESULTS := results
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
-export ACTION_ENDPOINT_URL ?= http://127.0.0.1:5055/webhook
+# (recursive: ACTION_PORT below, so that `make serve ACTION_PORT=...` is called)
+export ACTION_ENDPOINT_URL ?= http://127.0.0.1:$(ACTION_PORT)/webhook
 # NLU gates (docs/nlu.md). The development set (tests/nlu_dev/dev.yml, written
 # like users, never trained on): the issue's targets are accuracy 0.90, macro-F1
 # 0.85, every domain label 0.75, 70% of wrong labels caught by the fallback;
