@@ -25,6 +25,7 @@ from playwright.sync_api import (
     Browser,
     ConsoleMessage,
     Page,
+    Route,
     ViewportSize,
     expect,
     sync_playwright,
@@ -263,6 +264,59 @@ def test_a_person_answers_in_the_same_chat(
     assert user_watch.errors == []
     agent_context.close()
     user_context.close()
+
+
+def test_lost_claim_transfer_and_unclaim(browser: Browser, page_server: str) -> None:
+    """A claim lost to another agent says who has it; transfer; back to the queue."""
+    first = browser.new_context(viewport=DESKTOP).new_page()
+    second = browser.new_context(viewport=DESKTOP).new_page()
+    first_watch, second_watch = Watch(first), Watch(second)
+    sign_in(first, page_server, AGENT, PASSWORD)
+    sign_in(second, page_server, "agent2", PASSWORD)
+    scam = second.locator("#queue-list .case-item.scam").first
+    scam.wait_for()
+    case_id = scam.get_attribute("data-case-id")
+    assert case_id
+
+    # agent1 (over the API) claims just before agent2's click reaches the server.
+    desk = DeskAgent(page_server)
+    assert desk.login(AGENT, PASSWORD).ok
+
+    def agent1_first(route: Route) -> None:
+        assert desk.act(case_id, "claim").status == 200
+        route.continue_()
+
+    second.route(f"**/agent/api/cases/{case_id}/claim", agent1_first)
+    scam.locator(".claim").click()
+    expect(second.locator("#toast")).to_have_text(f"已被 {AGENT_NAME} 接入")
+    expect(second.locator(f'#queue-list [data-case-id="{case_id}"]')).to_have_count(0)
+
+    # agent1 has it among their cases and transfers it to agent2 (小宁).
+    mine = first.locator(f'#mine-list [data-case-id="{case_id}"]')
+    mine.locator(".case-open").click()
+    first.wait_for_selector("#composer:not([hidden])")
+    first.click("#transfer-open")
+    first.select_option("#transfer-to", "agent2")
+    first.click("#transfer-submit")
+    expect(first.locator("#toast")).to_have_text("已转接给 小宁")
+    expect(mine).to_have_count(0)
+
+    # agent2 now holds it, and puts it back into the queue.
+    held = second.locator(f'#mine-list [data-case-id="{case_id}"]')
+    held.locator(".case-open").click()
+    second.wait_for_selector("#composer:not([hidden])")
+    assert "坐席 小宁" in second.inner_text("#case-state")
+    second.click("#unclaim")
+    expect(second.locator("#toast")).to_have_text("已退回队列")
+    second.locator(f'#queue-list [data-case-id="{case_id}"]').wait_for()
+    first.locator(f'#queue-list [data-case-id="{case_id}"]').wait_for()
+    assert desk.case(case_id).body["case"]["status"] == "waiting"
+
+    assert first_watch.errors == []
+    # The browser logs the refused claim (409); nothing else went wrong.
+    assert len(second_watch.errors) == 1 and "409" in second_watch.errors[0]
+    first.context.close()
+    second.context.close()
 
 
 def test_the_console_on_a_phone(browser: Browser, page_server: str) -> None:
