@@ -546,7 +546,7 @@ class PageServerSettings:
         "RASA_AUTH_TOKEN",
         secret(MIN_SECRET_CHARS),
         None,
-        "Rasa's HTTP API token (--auth-token; required in prod)",
+        "Rasa's HTTP API token (--auth-token): the desk sends it (prod)",
         secret=True,
     )
     desk_session_idle_minutes: int = setting(

@@ -345,6 +345,14 @@ async def current_session(request: web.Request, touch: bool = True) -> Session:
     return session
 
 
+async def supervisor_session(request: web.Request) -> Session:
+    """A supervisor's session (insights, review): 401 without one, 403 for an agent."""
+    session = await current_session(request)
+    if session.agent.role != "supervisor":
+        fail(web.HTTPForbidden, "仅限主管 (supervisors only)")
+    return session
+
+
 def check_csrf(request: web.Request, session: Session) -> None:
     """The change carries the session's CSRF token, or 403."""
     sent = request.headers.get(CSRF_HEADER, "")
@@ -783,6 +791,11 @@ def prepare(store: DeskStore, profile: str) -> Optional[str]:
         created = store.ensure_demo_agents()
         if created:
             logger.info("desk: demo agents created: %s (demo only)", ", ".join(created))
+        return None
+    if not store.agents():
+        logger.warning(
+            "desk: no agents yet: add one with `make agent-add PROFILE=prod NAME=...`"
+        )
         return None
     demo = store.demo_password_agents()
     if demo:

@@ -83,7 +83,7 @@ WEB_CHANNELS = frozenset(
     }
 )
 # The packages whose code the servers run (scripts/ and tests/ are dev tools).
-CODE_PACKAGES = ("actions", "bot_server", "nlu", "settings", "web")
+CODE_PACKAGES = ("actions", "bot_server", "desk", "insights", "nlu", "settings", "web")
 
 
 def page_server_module() -> ModuleType:

@@ -254,8 +254,9 @@ def test_compose_health_checks_and_start_order() -> None:
         ("actions", {"postgres"}),
         ("demo-seed", {"postgres"}),
         # The page loads without Rasa; the browser's socket.io client
-        # reconnects until Rasa answers.
-        (WEB_SERVICE, set()),
+        # reconnects until Rasa answers. The agent desk checks the case store
+        # at start (no demo passwords in prod).
+        (WEB_SERVICE, {"postgres"}),
     ):
         depends = services[name].get("depends_on", {})
         assert set(depends) == needs, name

@@ -6,6 +6,7 @@ images, downloads nothing at run time, and runs as a non-root user.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shlex
@@ -105,6 +106,35 @@ def test_runtime_image_holds_what_the_commands_load() -> None:
     assert {"bot_server", "nlu", "actions"} <= needed, (
         "the scan of the project files found too little"
     )
+
+
+def project_imports(module: str) -> Set[str]:
+    """The project modules ``module`` imports, and theirs (absolute imports)."""
+    seen: Set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        file = module_file(name)
+        if name in seen or file is None:
+            continue
+        seen.add(name)
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                todo.append(node.module)
+                todo += [f"{node.module}.{alias.name}" for alias in node.names]
+    return seen
+
+
+def test_runtime_image_holds_every_package_the_page_server_imports() -> None:
+    """The page server imports the agent desk (desk/) and more: all in the image."""
+    chain = stage_chain(dockerfile_stages(), runtime_stage_name())
+    packages = {name.split(".")[0] for name in project_imports(PAGE_SERVER_MODULE)}
+    assert {"web", "desk", "settings", "actions"} <= packages
+    missing = sorted(p for p in packages if not image_has(chain, p))
+    assert not missing, f"the runtime image lacks {missing}"
 
 
 def makefile_vendor_rule() -> Tuple[str, str]:

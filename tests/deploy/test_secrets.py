@@ -1,7 +1,7 @@
 """Where the secrets come from: never a value in a deployment file, always a
 required variable (compose ``${VAR:?message}``, a Kubernetes Secret key) but
 the messaging channels' optional ones, generated long enough; and each server
-gets only the secrets it reads (the page server none).
+gets only the secrets it reads (the page server only the agent desk's).
 """
 
 from __future__ import annotations
@@ -173,12 +173,23 @@ def test_kubernetes_requires_every_other_secret() -> None:
                 ), f"{deployment} {item['name']}"
 
 
-def test_the_page_server_holds_no_secret() -> None:
+# The page server's secrets: the agent desk's (the tracker store's password,
+# Rasa's API token; in Kubernetes also the case store's URL, which holds a
+# password). Never the identity secret.
+PAGE_SERVER_SECRETS = {"TRACKER_DB_PASSWORD", "RASA_AUTH_TOKEN"}
+PAGE_SERVER_SECRET_REFS = PAGE_SERVER_SECRETS | {"ACCOUNT_DB_URL", "CASE_DB_URL"}
+
+
+def test_the_page_server_holds_only_the_agent_desks_secrets() -> None:
     web = compose()["services"][WEB_SERVICE]
-    assert not [key for key in service_env(web) if SECRET_NAME.search(key)]
+    assert {key for key in service_env(web) if SECRET_NAME.search(key)} == (
+        PAGE_SERVER_SECRETS
+    )
     container = k8s_container(WEB_DEPLOYMENT)
     assert not any("secretRef" in source for source in container.get("envFrom", []))
-    assert not any("valueFrom" in item for item in container.get("env", []))
+    assert {
+        item["name"] for item in container.get("env", []) if "valueFrom" in item
+    } == PAGE_SERVER_SECRET_REFS
 
 
 def test_kubernetes_holds_no_plaintext_secret() -> None:

@@ -75,6 +75,9 @@ def page_server(bot: Bot, workdir: Path, port: int, **env: str) -> Iterator[str]
             **os.environ,
             "PYTHONPATH": str(ROOT),
             "RASA_PUBLIC_URL": bot.rasa_url,
+            # The agent desk's own store: the demo page adds the demo agents,
+            # which the production profile's page would refuse to start with.
+            "ACCOUNT_DB_URL": f"sqlite:///{workdir / 'desk.db'}",
             **env,
         },
         stdout=log.open("ab"),

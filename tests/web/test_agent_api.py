@@ -24,7 +24,7 @@ from typing import (
 )
 
 import pytest
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from limits.storage import MemoryStorage
 
@@ -128,12 +128,12 @@ async def clients() -> AsyncIterator[Clients]:
         desk: Optional[Desk] = None,
         app_of: Optional[TestClient] = None,
         settings: Optional[PageSettings] = None,
+        app: Optional[web.Application] = None,
     ) -> TestClient:
-        server = (
-            app_of.server
-            if app_of is not None
-            else TestServer(create_app(settings or PageSettings(), desk))
-        )
+        if app_of is not None:
+            server = app_of.server
+        else:
+            server = TestServer(app or create_app(settings or PageSettings(), desk))
         client = TestClient(server)
         await client.start_server()
         started.append(client)
@@ -964,3 +964,24 @@ def test_the_desk_is_built_from_the_page_server_settings(tmp_path: Path) -> None
     relay = desk.relay
     assert isinstance(relay, agent_api.RasaRelay)
     assert relay.base_url == "http://rasa:5005" and relay.token == "t" * 32
+
+
+async def test_supervisor_pages_are_403_for_an_agent(
+    desk: Desk, clients: Clients
+) -> None:
+    """What issue 14's insights and review use: supervisor_session."""
+
+    async def insights(request: web.Request) -> web.StreamResponse:
+        session = await agent_api.supervisor_session(request)
+        return web.json_response({"hello": session.agent.username})
+
+    app = web.Application(middlewares=[agent_api.api_errors])
+    agent_api.setup(app, desk)
+    app.router.add_get(f"{API}/insights-probe", insights)
+    amy = await clients(settings=None, app=app)
+    sue = await clients(app_of=amy)
+    await error_of(await amy.get(f"{API}/insights-probe"), 401)
+    await sign_in(amy)
+    await error_of(await amy.get(f"{API}/insights-probe"), 403)
+    await sign_in(sue, "sue")
+    assert await (await sue.get(f"{API}/insights-probe")).json() == {"hello": "sue"}
