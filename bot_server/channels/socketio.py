@@ -31,7 +31,7 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Union
 from rasa.core.channels.channel import OutputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
-from socketio import AsyncRedisManager, AsyncServer
+from socketio import AsyncRedisManager, AsyncServer  # type: ignore[import-untyped]
 
 from bot_server.channels.common import (
     HUMAN_AGENT_KEY,

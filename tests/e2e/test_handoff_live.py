@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis as redis_client
-import socketio
+import socketio  # type: ignore[import-untyped]
 from playwright.sync_api import Browser, sync_playwright
 
 from actions.services.cases import CaseStore, status_table

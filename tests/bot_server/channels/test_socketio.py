@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from rasa.core.channels.channel import UserMessage
-from socketio import AsyncRedisManager
+from socketio import AsyncRedisManager  # type: ignore[import-untyped]
 
 from bot_server.channels.socketio import (
     ROOMS_CHANNEL,
