@@ -49,7 +49,7 @@ from typing import (
 )
 from urllib.parse import urlencode, urlsplit
 
-import socketio
+import socketio  # type: ignore[import-untyped]
 
 from devtools import signed
 from devtools.fake_platform import FakePlatform

@@ -9,7 +9,7 @@ The user asks for a person; the case is in the agent's queue within 2 s of the
 bot's handoff reply; the agent claims it and writes; the user sees 人工客服 and
 the agent's name, answers, and the agent sees it live; the agent resolves and
 the bot answers the user again. Screenshots go to test-output/agent/
-(queue.png, case.png); docs/img/agent-desk.png is a copy of case.png.
+(queue.png, case.png, phone.png); docs/img/agent-desk.png is a copy of case.png.
 """
 
 from __future__ import annotations
@@ -236,10 +236,6 @@ def test_a_person_answers_in_the_same_chat(
     assert agent.evaluate("window.__sameDocument") is True
     agent.locator("#toast").wait_for(state="hidden")
     agent.screenshot(path=str(OUTPUT / "case.png"))
-    (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
-    (ROOT / "docs" / "img" / "agent-desk.png").write_bytes(
-        (OUTPUT / "case.png").read_bytes()
-    )
 
     # The agent resolves with a note: the bot greets the user and answers again.
     bots_before = bot_bubbles(user)
