@@ -193,8 +193,8 @@ def test_a_person_answers_in_the_same_chat(
     # The agent claims: the case view with its summary and the whole transcript.
     item.locator(".claim").click()
     agent.wait_for_selector("#composer:not([hidden])")
-    assert agent.locator("#mine-list .case-item", has_text="借呗").count() == 1
-    assert agent.locator(f'#queue-list [data-case-id="{case_id}"]').count() == 0
+    expect(agent.locator(f'#mine-list [data-case-id="{case_id}"]')).to_have_count(1)
+    expect(agent.locator(f'#queue-list [data-case-id="{case_id}"]')).to_have_count(0)
     summary = agent.inner_text("#summary-list")
     assert USER in summary and "疑似诈骗" in summary
     assert "支付宝账户被冻结（account_frozen）" in summary  # cause and current step
@@ -243,7 +243,7 @@ def test_a_person_answers_in_the_same_chat(
     agent.fill("#resolve-note", "已指导用户解除冻结")
     agent.click("#resolve-submit")
     agent.wait_for_selector("#case-panel", state="hidden")
-    assert agent.locator(f'#mine-list [data-case-id="{case_id}"]').count() == 0
+    expect(agent.locator(f'#mine-list [data-case-id="{case_id}"]')).to_have_count(0)
     wait_for_bot_bubble(user, bots_before, 30_000)
     bots_before = bot_bubbles(user)
     say(user, "借呗怎么还款")

@@ -79,6 +79,7 @@
     polling: null,
     pollBusy: false,
     pollPromise: null,
+    pollAgain: false,
     current: null, // {id, row, summary, seen: Set, stream, retry}
     toastTimer: null,
   };
@@ -226,10 +227,20 @@
     state.polling = null;
   }
 
-  function refreshLists() {
-    if (state.pollBusy || !state.me) return state.pollPromise;
+  // `changed`: after a change of ours, an answer already on its way may be
+  // older than the change, so the lists are asked for once more after it.
+  function refreshLists(changed) {
+    if (!state.me) return state.pollPromise;
+    if (state.pollBusy) {
+      if (changed) state.pollAgain = true;
+      return state.pollPromise;
+    }
     state.pollBusy = true;
-    state.pollPromise = pollLists();
+    state.pollAgain = false;
+    state.pollPromise = pollLists().finally(() => {
+      state.pollBusy = false;
+      if (state.pollAgain) refreshLists(false);
+    });
     return state.pollPromise;
   }
 
@@ -251,8 +262,8 @@
         state.mine = (active.data.cases || []).filter((row) => row.agent_id === state.me.username);
       }
       renderLists();
-    } finally {
-      state.pollBusy = false;
+    } catch (error) {
+      // A failed answer is shown by the next poll; never an unhandled rejection.
     }
   }
 
@@ -372,8 +383,10 @@
     const result = await api("POST", "cases/" + encodeURIComponent(caseId) + "/claim", {});
     if (result.ok) {
       showToast("已接入会话 #" + caseId);
+      state.waiting = state.waiting.filter((row) => row.case_id !== caseId);
+      renderLists();
       await openCase(caseId);
-      refreshLists();
+      refreshLists(true);
       return;
     }
     if (result.status === 409) {
@@ -386,7 +399,7 @@
     } else if (result.status !== 401) {
       showToast(errorText(result, "接入"), true);
     }
-    refreshLists();
+    refreshLists(true);
   }
 
   async function openCase(caseId) {
@@ -511,7 +524,7 @@
       }
     }
     if (!canFollow(current.row)) stopStream(current);
-    refreshLists();
+    refreshLists(true);
   }
 
   function isMine(row) {
@@ -763,8 +776,11 @@
     const result = await api("POST", "cases/" + encodeURIComponent(current.id) + "/" + path, body);
     if (state.current !== current) return;
     if (result.ok) {
+      // Not mine any more (resolved, back in the queue or transferred).
+      state.mine = state.mine.filter((row) => row.case_id !== current.id);
       done(result.data);
-      refreshLists();
+      renderLists();
+      refreshLists(true);
       return;
     }
     if (result.status === 401) return;
