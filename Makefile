@@ -14,7 +14,8 @@ RESULTS := results
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
-export ACTION_ENDPOINT_URL ?= http://127.0.0.1:5055/webhook
+# (recursive: ACTION_PORT below, so that `make serve ACTION_PORT=...` is called)
+export ACTION_ENDPOINT_URL ?= http://127.0.0.1:$(ACTION_PORT)/webhook
 # NLU gates (docs/nlu.md). The development set (tests/nlu_dev/dev.yml, written
 # like users, never trained on): the issue's targets are accuracy 0.90, macro-F1
 # 0.85, every domain label 0.75, 70% of wrong labels caught by the fallback;
@@ -27,7 +28,9 @@ NLU_DEV_MIN_CAUGHT ?= 0.70
 NLU_MIN_F1 ?= 0.95
 RASA_PORT ?= 5005
 ACTION_PORT ?= 5055
-# The chat page of `make serve` (web/server.py), on 127.0.0.1.
+# The chat page and the agent desk of `make serve` (web/server.py), on 127.0.0.1;
+# the desk reads the same case and tracker stores as the bot and reaches Rasa's
+# HTTP API (with RASA_AUTH_TOKEN in prod) to put agents' words into conversations.
 WEB_PORT ?= 8080
 # `make run ID=demo_account_frozen` chats as that conversation id.
 ID ?=
@@ -183,7 +186,7 @@ ifeq ($(PROFILE),prod)
 else
 	@if [ "$(WORKERS)" != 1 ]; then echo "error: WORKERS=$(WORKERS) needs PROFILE=prod: the embedded profile's in-memory lock store serves one process (Rasa would quietly run one worker)" >&2; exit 1; fi
 endif
-	@echo "==> profile $(PROFILE): action server :$(ACTION_PORT), Rasa :$(RASA_PORT) ($(WORKERS) worker(s); REST + socket.io, --enable-api$(if $(filter prod,$(PROFILE)), with token,)), chat page http://127.0.0.1:$(WEB_PORT)/; Ctrl-C stops all three"
+	@echo "==> profile $(PROFILE): action server :$(ACTION_PORT), Rasa :$(RASA_PORT) ($(WORKERS) worker(s); REST + socket.io, --enable-api$(if $(filter prod,$(PROFILE)), with token,)), chat page http://127.0.0.1:$(WEB_PORT)/, agent desk http://127.0.0.1:$(WEB_PORT)/agent/; Ctrl-C stops all three"
 	@$(PY) -m actions.server --port $(ACTION_PORT) & a=$$!; \
 	  SANIC_WORKERS=$(WORKERS) $(RASA) run --enable-api -i 127.0.0.1 -p $(RASA_PORT) --model $(MODEL) \
 	    $(if $(filter prod,$(PROFILE)),--auth-token "$$RASA_AUTH_TOKEN",) \

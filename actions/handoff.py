@@ -20,7 +20,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common.blocking import run_blocking
+from actions.common.facts import current_facts
 from actions.common.outcomes import UNFINISHED_SLOT, record_outcome
+from actions.diagnosis.errors import DiagnosisError
+from actions.diagnosis.facts import VERSION_FIELD
 from actions.services.cases import CaseStore, case_store
 from actions.services.sql import StoreUnavailable
 from desk.waiting import CLOSED, QUEUED, QUEUED_WITH_WAIT, UNQUEUED, waiting_news
@@ -58,6 +61,17 @@ def problem_of(tracker: Tracker) -> Optional[str]:
     return None
 
 
+def known_facts(tracker: Tracker) -> Dict[str, Any]:
+    """The account facts known at the handoff: the store's record and the answers."""
+    try:
+        record = current_facts(tracker).to_dict()
+    except DiagnosisError as error:  # a record we cannot read: the agent asks
+        logger.warning("handoff case without facts: %s", error)
+        return {}
+    record.pop(VERSION_FIELD, None)
+    return record
+
+
 def case_summary(tracker: Tracker) -> Dict[str, Any]:
     """What a human agent needs to pick the conversation up without re-asking."""
     # Only this conversation's current session (after the last restart/session start).
@@ -79,6 +93,7 @@ def case_summary(tracker: Tracker) -> Dict[str, Any]:
         "causes": tracker.get_slot("findings") or [],
         "current_cause": tracker.get_slot("current_finding"),
         "steps_tried": tracker.get_slot("steps_tried") or [],
+        "facts": known_facts(tracker),
         "user_words": [e.get("text") for e in user_events if e.get("text")][
             -USER_WORDS_KEPT:
         ],

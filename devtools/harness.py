@@ -197,6 +197,24 @@ def start_rasa(
     return process
 
 
+def start_page_server(
+    env: Dict[str, str], port: int, log: Path, rasa_url: str
+) -> subprocess.Popen[bytes]:
+    """The page server (chat page and agent desk, web/server.py) on ``port``.
+
+    It reads the stores ``env`` names (case store, tracker store) and puts the
+    agents' words into conversations through the Rasa at ``rasa_url`` (with
+    ``RASA_AUTH_TOKEN`` when ``env`` has one). Returns once it answers.
+    """
+    process = _start(
+        [sys.executable, "-m", "web.server", "--port", str(port)],
+        {**env, "RASA_PUBLIC_URL": rasa_url},
+        log,
+    )
+    wait_until_up(f"http://127.0.0.1:{port}/config.json", process, log)
+    return process
+
+
 def stop(process: Optional[subprocess.Popen[bytes]]) -> None:
     """Terminate a server and wait for it (kill after 20 s)."""
     if process is None or process.poll() is not None:

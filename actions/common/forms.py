@@ -8,6 +8,10 @@ from rasa_sdk import Tracker
 
 from actions.common.intents import DIGRESSIONS, latest_intent
 
+# Asking for a person is honoured whatever else the words say: "借呗不见了，
+# 我要转人工" at "完成了吗?" is no "not done" (its 不 would read as one).
+PERSON_REQUEST = "request_human"
+
 
 def extract_answer(
     tracker: Tracker, slot: str, parse: Callable[[str], Any]
@@ -21,6 +25,8 @@ def extract_answer(
     validation to ask again.
     """
     if tracker.get_slot("requested_slot") != slot:
+        return {}
+    if latest_intent(tracker) == PERSON_REQUEST:
         return {}
     text = str(tracker.latest_message.get("text") or "")
     if parse(text) is not None:

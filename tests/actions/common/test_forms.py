@@ -31,6 +31,8 @@ def asked(slot: str, text: str, intent: str) -> Any:
         # a digression that is no answer fills nothing: the form steps aside
         ("借呗利息怎么算", "faq", {}),
         ("转人工", "request_human", {}),
+        # asking for a person is never an answer, even with answer-like words
+        ("720，转人工", "request_human", {}),
         # an unclear non-digression goes on to validation, which asks again
         ("挺高的", "inform", {"sesame_score": "挺高的"}),
     ],
@@ -54,5 +56,10 @@ def test_step_answer_and_rating_extraction() -> None:
     assert read_step_answer(yes) == "弄完啦"
     faq = Turn(asked("step_answer", "借呗逾期了怎么办", "faq"), CollectingDispatcher())
     assert read_step_answer(faq) is None
+    for words in ["借呗不见了，我要转人工", "没做成，转人工"]:
+        person = Turn(
+            asked("step_answer", words, "request_human"), CollectingDispatcher()
+        )
+        assert read_step_answer(person) is None
     five = Turn(asked("satisfaction", "5", "goodbye"), CollectingDispatcher())
     assert read_rating(five) == "5"
