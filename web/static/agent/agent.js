@@ -67,7 +67,7 @@
     "transfer-to", "transfer-submit", "transfer-cancel", "resolve-form", "resolve-note",
     "resolve-submit", "resolve-cancel", "transcript", "composer", "reply", "send",
     "readonly-note", "scam-banner", "summary-list", "steps-list", "steps-empty",
-    "facts-list", "facts-empty", "toast",
+    "facts-list", "facts-empty", "toast", "staff-links",
   ].forEach((id) => { el[id] = $(id); });
 
   const state = {
@@ -152,6 +152,8 @@
     try { localStorage.setItem(HINT_KEY, "1"); } catch (error) { /* private mode */ }
     state.agents[me.username] = me.display_name;
     el["me-name"].textContent = me.display_name + "（" + me.username + "）";
+    // Supervisors also have the insights and the review queue (insights.html, review.html).
+    el["staff-links"].hidden = me.role !== "supervisor";
     el["login-view"].hidden = true;
     el["desk-view"].hidden = false;
     el["login-error"].hidden = true;

@@ -1,7 +1,8 @@
 // 借呗助手: what the supervisors' pages (数据洞察, 待标注) share.
 //
 // The desk's sign-in (/agent/, its session cookie) is the only sign-in: a page
-// asks GET /agent/api/me first and goes to /agent/ when there is no session;
+// asks GET /agent/api/me first and goes to /agent/ when there is no session
+// (at once when the console's sign-in hint is missing);
 // an agent without the supervisor role is told so and offered the desk.
 // Everything user-written is put on the page as text (textContent), never HTML.
 "use strict";
@@ -9,6 +10,10 @@
 window.Staff = (function () {
   const API = "/agent/api/";
   const DESK = "/agent/";
+  // Set by the desk's console (agent.js) while someone is signed in there (the
+  // cookie itself is HttpOnly): without it the page goes to the sign-in at once,
+  // with no 401 asked for.
+  const HINT_KEY = "jiebei_desk_hint";
   let me = null; // {username, display_name, role, csrf_token}
 
   // One JSON call of the desk API: {status, ok, data}; status 0 if unreachable.
@@ -68,6 +73,16 @@ window.Staff = (function () {
   // The signed-in supervisor, or null (redirected to the desk's sign-in, or
   // told that the page is for supervisors).
   async function signIn() {
+    let hinted = true;
+    try {
+      hinted = window.localStorage.getItem(HINT_KEY) === "1";
+    } catch (error) {
+      hinted = true; // no storage (private mode): ask the server
+    }
+    if (!hinted) {
+      window.location.assign(DESK);
+      return null;
+    }
     const result = await api("GET", "me");
     if (result.status === 401) return null;
     if (!result.ok || !result.data) {
