@@ -287,6 +287,42 @@ def test_handoff_reasons(summary, scam, reason) -> None:
     assert handoff_reason(summary, scam) == reason
 
 
+REASON_CASES = [
+    ({"steps_tried": []}, "requested"),
+    (
+        {
+            "steps_tried": [
+                {"code": "overdue", "answer": "done", "recheck": "confirmed"}
+            ]
+        },
+        "requested",
+    ),
+    (
+        {"steps_tried": [{"code": "overdue", "answer": "cannot", "recheck": None}]},
+        "after_failed_fix",
+    ),
+    (
+        {"steps_tried": [{"code": "overdue", "answer": "done", "recheck": "pending"}]},
+        "after_failed_fix",
+    ),
+    ({"scam_reported": True, "steps_tried": [{"answer": "cannot"}]}, "scam"),
+    # a user's words that look like the keys do not count: their quotes are escaped
+    ({"user_words": ['"answer": "cannot"', '"scam_reported": true']}, "requested"),
+]
+
+
+async def test_the_database_reads_the_handoff_reason_as_the_rule_says(
+    world: World,
+) -> None:
+    expected = {"scam": 0, "after_failed_fix": 0, "requested": 0}
+    for number, (fields, reason) in enumerate(REASON_CASES):
+        summary = {"conversation_id": f"c{number}", "steps_tried": [], **fields}
+        assert handoff_reason(summary) == reason
+        world.case(f"c{number}", summary, "2026-11-10 10:00:00")
+        expected[reason] += 1
+    assert stats(world.stores, DAY, DAY)["handoff_reasons"] == expected
+
+
 def test_percentile_is_nearest_rank() -> None:
     assert percentile([], 0.9) is None
     assert percentile([5.0], 0.9) == 5.0
