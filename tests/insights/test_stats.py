@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from datetime import date, datetime, timezone
+from typing import Any, Dict, List, Tuple
 
 import pytest
 import sqlalchemy as sa
@@ -287,7 +288,7 @@ def test_handoff_reasons(summary, scam, reason) -> None:
     assert handoff_reason(summary, scam) == reason
 
 
-REASON_CASES = [
+REASON_CASES: List[Tuple[Dict[str, Any], str]] = [
     ({"steps_tried": []}, "requested"),
     (
         {
@@ -316,7 +317,8 @@ async def test_the_database_reads_the_handoff_reason_as_the_rule_says(
 ) -> None:
     expected = {"scam": 0, "after_failed_fix": 0, "requested": 0}
     for number, (fields, reason) in enumerate(REASON_CASES):
-        summary = {"conversation_id": f"c{number}", "steps_tried": [], **fields}
+        summary: Dict[str, Any] = {"conversation_id": f"c{number}", "steps_tried": []}
+        summary.update(fields)
         assert handoff_reason(summary) == reason
         world.case(f"c{number}", summary, "2026-11-10 10:00:00")
         expected[reason] += 1
