@@ -46,6 +46,7 @@ import yaml
 from bot_server.pipeline.gate import mask_personal_data
 from insights.stores import (
     CONFIDENCE_INDEX,
+    CONFIDENCE_SQL,
     Stores,
     aware,
     confidence_of,
@@ -224,16 +225,7 @@ def _occurrences(
         recent(events_table),
         events.intent_name == FALLBACK_INTENT,
     )
-    unsure = (
-        sa.select(events.id)
-        .where(
-            events.type_name == "user",
-            confidence_of(engine) < threshold,
-            recent(events_table),
-        )
-        # SQLite's planner would rather walk the (type, time) index.
-        .with_hint(events_table, f"INDEXED BY {CONFIDENCE_INDEX}", "sqlite")
-    )
+    unsure = unsure_query(engine, threshold, since)
     action = events_table.alias("asked")
     clarified = sa.select(_user_before(action, 0)).where(
         action.c.action_name == CLARIFY_ACTION,
@@ -282,6 +274,31 @@ def _occurrences(
 
     result: Dict[int, Occurrence] = stores.read(engine, read)
     return result
+
+
+def unsure_query(
+    engine: sa.engine.Engine, threshold: float, since: Optional[float]
+) -> Any:
+    """The ids of the user messages whose intent's confidence was below ``threshold``.
+
+    On the confidence index: SQLite's planner would rather walk the (type,
+    time) index and read every message's JSON, so it is told (INDEXED BY, which
+    SQLAlchemy's SQLite dialect does not write).
+    """
+    events = events_table.c
+    if engine.dialect.name == "sqlite":
+        recent = " AND timestamp >= :since" if since is not None else ""
+        query = sa.text(
+            f"SELECT id FROM events INDEXED BY {CONFIDENCE_INDEX} "
+            f"WHERE type_name = 'user' AND {CONFIDENCE_SQL['sqlite']} < :threshold"
+            + recent
+        ).bindparams(threshold=threshold)
+        return query.bindparams(since=since) if since is not None else query
+    return sa.select(events.id).where(
+        events.type_name == "user",
+        confidence_of(engine) < threshold,
+        events.timestamp >= since if since is not None else sa.true(),
+    )
 
 
 def _user_before(event: Any, skip: int) -> Any:

@@ -20,19 +20,21 @@ processes rolling up one day: the second finds the day taken and adds nothing.
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from insights.stores import (
     Stores,
-    channel_of,
     conversations_table,
     day_intents_table,
     day_senders_table,
     days_table,
+    event_channel,
     events_table,
 )
 
@@ -144,72 +146,79 @@ def analyze(stores: Stores) -> None:
         stores.write(stores.cases, lambda c: c.execute(sa.text("ANALYZE")))
 
 
+@dataclass(frozen=True)
+class UserMessage:
+    """A user event, as the figures count it."""
+
+    sender_id: str
+    timestamp: float
+    intent_name: Optional[str]
+    channel: Optional[str]
+
+
+def read_user_messages(stores: Stores, since: float, until: float) -> List[UserMessage]:
+    """The user events of [since, until), each with its channel (read in Python)."""
+    events = events_table.c
+    query = sa.select(
+        events.sender_id, events.timestamp, events.intent_name, events.data
+    ).where(
+        events.type_name == "user",
+        events.timestamp >= since,
+        events.timestamp < until,
+    )
+    rows = stores.read(stores.tracker, lambda c: c.execute(query).all())
+    return [
+        UserMessage(sender, float(moment), intent, event_channel(data))
+        for sender, moment, intent, data in rows
+    ]
+
+
+def clarify_runs(stores: Stores, since: float, until: float) -> List[Tuple[str, float]]:
+    """(sender, time) of the "did you mean" runs of [since, until)."""
+    events = events_table.c
+    query = sa.select(events.sender_id, events.timestamp).where(
+        events.action_name == CLARIFY_ACTION,
+        events.type_name == "action",
+        events.timestamp >= since,
+        events.timestamp < until,
+    )
+    rows = stores.read(stores.tracker, lambda c: c.execute(query).all())
+    return [(sender, float(moment)) for sender, moment in rows]
+
+
 def _day_rows(
     stores: Stores, day: int
-) -> tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """The rollup rows of one day, read from the events."""
-    engine = stores.tracker
-    events = events_table.c
     start, end = day * SECONDS_A_DAY, (day + 1) * SECONDS_A_DAY
-    in_day = sa.and_(events.timestamp >= start, events.timestamp < end)
-    user = sa.and_(events.type_name == "user", in_day)
-    users = sa.select(
-        events.sender_id.label("sender_id"),
-        channel_of(engine).label("channel"),
-        sa.literal_column("1").label("u"),
-        sa.case((events.intent_name == FALLBACK_INTENT, 1), else_=0).label("f"),
-        sa.literal_column("0").label("c"),
-    ).where(user)
-    clarifies = sa.select(
-        events.sender_id,
-        sa.null(),
-        sa.literal_column("0"),
-        sa.literal_column("0"),
-        sa.literal_column("1"),
-    ).where(events.action_name == CLARIFY_ACTION, events.type_name == "action", in_day)
-    both = sa.union_all(users, clarifies).subquery()
-    per_sender = sa.select(
-        both.c.sender_id,
-        sa.func.max(both.c.channel),
-        sa.func.sum(both.c.u),
-        sa.func.sum(both.c.f),
-        sa.func.sum(both.c.c),
-    ).group_by(both.c.sender_id)
-    channel = channel_of(engine)
-    per_intent = (
-        sa.select(channel, events.intent_name, sa.func.count())
-        .where(user)
-        .group_by(channel, events.intent_name)
-    )
+    senders: Dict[str, Dict[str, Any]] = {}
 
-    def read(connection: sa.engine.Connection) -> tuple[List[Any], List[Any]]:
-        return (
-            list(connection.execute(per_sender)),
-            list(connection.execute(per_intent)),
+    def row(sender: str) -> Dict[str, Any]:
+        return senders.setdefault(
+            sender,
+            {
+                "day": day,
+                "sender_id": sender,
+                "channel": None,
+                "user_messages": 0,
+                "fallbacks": 0,
+                "clarifies": 0,
+            },
         )
 
-    sender_rows, intent_rows = stores.read(engine, read)
-    senders = [
-        {
-            "day": day,
-            "sender_id": sender,
-            "channel": channel_name,
-            "user_messages": int(messages or 0),
-            "fallbacks": int(fallbacks or 0),
-            "clarifies": int(runs or 0),
-        }
-        for sender, channel_name, messages, fallbacks, runs in sender_rows
+    intents: Counter[Tuple[str, str]] = Counter()
+    for message in read_user_messages(stores, start, end):
+        found = row(message.sender_id)
+        found["channel"] = found["channel"] or message.channel
+        found["user_messages"] += 1
+        found["fallbacks"] += message.intent_name == FALLBACK_INTENT
+        intents[(message.channel or "", message.intent_name or "")] += 1
+    for sender, _ in clarify_runs(stores, start, end):
+        row(sender)["clarifies"] += 1
+    return list(senders.values()), [
+        {"day": day, "channel": channel, "intent_name": intent, "messages": count}
+        for (channel, intent), count in intents.items()
     ]
-    intents = [
-        {
-            "day": day,
-            "channel": channel_name or "",
-            "intent_name": intent or "",
-            "messages": int(count),
-        }
-        for channel_name, intent, count in intent_rows
-    ]
-    return senders, intents
 
 
 def drop_rollups(connection: sa.engine.Connection, up_to_day: int) -> int:

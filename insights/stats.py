@@ -30,10 +30,16 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 import sqlalchemy as sa
 
 from actions.services.cases import OUTCOMES, cases_table, outcomes_table, status_table
-from insights.rollup import SECONDS_A_DAY, ensure_rollups, first_open_day
+from insights.rollup import (
+    SECONDS_A_DAY,
+    clarify_runs,
+    day_number,
+    ensure_rollups,
+    first_open_day,
+    read_user_messages,
+)
 from insights.stores import (
     Stores,
-    channel_of,
     conversations_table,
     day_intents_table,
     day_senders_table,
@@ -353,16 +359,16 @@ def _live_figures(
     stores: Stores, first: int, last: int, channel: Optional[str]
 ) -> Dict[str, Any]:
     """The figures of days not rolled up yet, from the events."""
+    since, until = first * SECONDS_A_DAY, (last + 1) * SECONDS_A_DAY
+    if channel is not None:
+        return _live_channel_figures(stores, since, until, channel)
     engine = stores.tracker
     events = events_table.c
-    since, until = first * SECONDS_A_DAY, (last + 1) * SECONDS_A_DAY
     user = sa.and_(
         events.type_name == "user",
         events.timestamp >= since,
         events.timestamp < until,
     )
-    if channel is not None:
-        user = sa.and_(user, channel_of(engine) == channel)
     day = epoch_day(engine, events.timestamp).label("day")
     per_day_query = (
         sa.select(day, sa.func.count(sa.distinct(events.sender_id)), sa.func.count())
@@ -374,17 +380,16 @@ def _live_figures(
         .where(user)
         .group_by(events.intent_name)
     )
-    clarify = sa.and_(
-        events.action_name == CLARIFY_ACTION,
-        events.timestamp >= since,
-        events.timestamp < until,
-        events.type_name == "action",
-    )
-    if channel is not None:
-        clarify = sa.and_(
-            clarify, events.sender_id.in_(sa.select(events.sender_id).where(user))
+    clarify_query = (
+        sa.select(sa.func.count())
+        .select_from(events_table)
+        .where(
+            events.action_name == CLARIFY_ACTION,
+            events.timestamp >= since,
+            events.timestamp < until,
+            events.type_name == "action",
         )
-    clarify_query = sa.select(sa.func.count()).select_from(events_table).where(clarify)
+    )
     senders_query = sa.select(events.sender_id).where(user).distinct()
 
     def read(connection: sa.engine.Connection) -> Dict[str, Any]:
@@ -407,6 +412,32 @@ def _live_figures(
 
     result: Dict[str, Any] = stores.read(engine, read)
     return result
+
+
+def _live_channel_figures(
+    stores: Stores, since: float, until: float, channel: str
+) -> Dict[str, Any]:
+    """As _live_figures for one channel.
+
+    Each event's channel is read in Python (a day or two of events).
+    """
+    messages = [
+        m for m in read_user_messages(stores, since, until) if m.channel == channel
+    ]
+    senders = {m.sender_id for m in messages}
+    people: Dict[int, Set[str]] = {}
+    for message in messages:
+        people.setdefault(day_number(message.timestamp), set()).add(message.sender_id)
+    counts = Counter(day_number(m.timestamp) for m in messages)
+    return {
+        "per_day": {day: (len(people[day]), counts[day]) for day in people},
+        "user_messages": len(messages),
+        "intents": Counter(str(m.intent_name or "unknown") for m in messages),
+        "clarify_runs": sum(
+            sender in senders for sender, _ in clarify_runs(stores, since, until)
+        ),
+        "senders": senders,
+    }
 
 
 # --- outcomes and cases (the case store) ------------------------------------

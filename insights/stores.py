@@ -10,6 +10,7 @@ PostgreSQL so Rasa's writes never wait) the first time it reads a store.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -45,20 +46,21 @@ events_table = sa.Table(
     sa.Column("data", sa.Text),
 )
 
-# The channel a user event came in on, as SQL. The same text in the queries
-# and in the index below, so that the database matches them (a bound
-# parameter in place of the key would not match). Rasa stores the event's
-# JSON in ``data``, its channel under ``input_channel``.
-CHANNEL_SQL: Mapping[str, str] = {
-    "sqlite": "json_extract(data, '$.input_channel')",
-    "postgresql": "((data)::json ->> 'input_channel')",
-}
-CHANNEL = "<channel>"
-# The NLU's confidence in the intent of a user event, as SQL (the review
-# queue's "unsure" messages; an index on it, as for the channel).
+# The NLU's confidence in the intent of a user event, as SQL: the review
+# queue's "unsure" messages, on an index of it. An index expression runs on
+# every event Rasa stores, so it must never raise, and it must read what Rasa
+# wrote even when that is not strict JSON: the event holds what a client sent
+# as metadata, which may be NaN (Python's json writes it; PostgreSQL's json
+# type and SQLite's json_valid refuse it). So it reads the number after the
+# first "confidence" key, which in Rasa's serialisation of a user event is
+# the intent's: the user's words before it have their quotes escaped, the
+# metadata comes after it. No key: NULL.
+_CONFIDENCE_KEY = '"confidence": '
 CONFIDENCE_SQL: Mapping[str, str] = {
-    "sqlite": "json_extract(data, '$.parse_data.intent.confidence')",
-    "postgresql": "(((data)::json #>> '{parse_data,intent,confidence}'))::float",
+    "sqlite": f"CASE WHEN instr(data, '{_CONFIDENCE_KEY}') > 0 THEN CAST(substr(data, "
+    f"instr(data, '{_CONFIDENCE_KEY}') + {len(_CONFIDENCE_KEY)}) AS REAL) END",
+    "postgresql": "(substring(data from "
+    "'\"confidence\": (-?[0-9]+(?:\\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)'))::float",
 }
 CONFIDENCE = "<confidence>"
 CONFIDENCE_INDEX = "ix_insights_events_user_confidence"
@@ -66,7 +68,7 @@ CONFIDENCE_INDEX = "ix_insights_events_user_confidence"
 
 @dataclass(frozen=True)
 class IndexSpec:
-    """An index insights adds: plain columns, or CHANNEL for the expression."""
+    """An index insights adds: plain columns, or CONFIDENCE for the expression."""
 
     name: str
     table: str
@@ -77,10 +79,7 @@ class IndexSpec:
     def sql(self, engine: Engine, concurrently: bool = False) -> str:
         """CREATE INDEX IF NOT EXISTS ... in the engine's dialect."""
         quote = engine.dialect.identifier_preparer.quote
-        expressions = {
-            CHANNEL: CHANNEL_SQL[engine.dialect.name],
-            CONFIDENCE: CONFIDENCE_SQL[engine.dialect.name],
-        }
+        expressions = {CONFIDENCE: CONFIDENCE_SQL[engine.dialect.name]}
         # An expression in an index definition is written in parentheses.
         columns = ", ".join(
             f"({expressions[column]})" if column in expressions else quote(column)
@@ -97,8 +96,6 @@ class IndexSpec:
 # What the queries need:
 # - user and action events of a date range (the figures, the review queue);
 #   the figures' columns are in it, so counting reads the index only;
-# - the user events of one channel in a date range (the channel filter),
-#   without reading each event's JSON at query time;
 # - the user events the NLU was unsure of (the review queue);
 # - action events by name and time ("did you mean" runs);
 # - a sender's events by type and time (the user's messages before a "did
@@ -110,12 +107,6 @@ TRACKER_INDEXES: Tuple[IndexSpec, ...] = (
         "ix_insights_events_type_time",
         "events",
         ("type_name", "timestamp", "sender_id", "intent_name"),
-    ),
-    IndexSpec(
-        "ix_insights_events_user_channel",
-        "events",
-        (CHANNEL, "timestamp", "sender_id", "intent_name"),
-        where="type_name = 'user'",
     ),
     IndexSpec(
         CONFIDENCE_INDEX,
@@ -264,9 +255,21 @@ def epoch_day(engine: Engine, column: Any) -> Any:
     return sa.cast(column / _SECONDS_A_DAY, sa.Integer)
 
 
-def channel_of(engine: Engine) -> Any:
-    """SQL: the input channel of an event (of the ``events`` table)."""
-    return sa.literal_column(CHANNEL_SQL[engine.dialect.name])
+def event_channel(data: Optional[str]) -> Optional[str]:
+    """The ``input_channel`` of an event's JSON (``events.data``), or None.
+
+    Read in Python, not SQL: Python's json reads whatever Rasa wrote (NaN
+    included), and only the top-level key counts, not one a client put in
+    its metadata.
+    """
+    if not data or '"input_channel"' not in data:
+        return None
+    try:
+        event = json.loads(data)
+    except ValueError:
+        return None
+    channel = event.get("input_channel") if isinstance(event, dict) else None
+    return str(channel)[:255] if channel else None
 
 
 def confidence_of(engine: Engine) -> Any:

@@ -653,12 +653,12 @@ class PageServerSettings:
 
 
 @dataclass(frozen=True)
-class InsightsSettings:
-    """Insights and the learning loop (``python -m insights``; docs/insights.md).
+class StoreSettings:
+    """Where insights reads: Rasa's tracker store and the case store.
 
-    Reads Rasa's tracker store (the same variables as endpoints*.yml: a
-    PostgreSQL server when TRACKER_DB_HOST is set, else the SQLite file) and
-    the case store.
+    The tracker store by the variables of endpoints*.yml (a PostgreSQL server
+    when TRACKER_DB_HOST is set, else the SQLite file). A process that serves
+    insights (the page server's staff API) derives its settings from this.
     """
 
     tracker_db_path: str = setting(
@@ -691,13 +691,6 @@ class InsightsSettings:
     )
     account_db_url: str = _ACCOUNT_DB_URL
     case_db_url: Optional[str] = _CASE_DB_URL
-    retention_days: int = setting(
-        "RETENTION_DAYS",
-        positive_int,
-        90,
-        "conversations whose last event is older are purged (python -m insights purge)",
-    )
-    review_confidence_below: float = _REVIEW_CONFIDENCE_BELOW
 
     @property
     def case_store_url(self) -> str:
@@ -720,6 +713,20 @@ class InsightsSettings:
             ).render_as_string(hide_password=False)
         path = Path(self.tracker_db_path)
         return f"sqlite:///{path if path.is_absolute() else ROOT / path}"
+
+
+@dataclass(frozen=True)
+class InsightsSettings(StoreSettings):
+    """Insights and the learning loop (``python -m insights``; docs/insights.md)."""
+
+    retention_days: int = setting(
+        "RETENTION_DAYS",
+        positive_int,
+        90,
+        "days a conversation is kept after its last activity "
+        "(python -m insights purge)",
+    )
+    review_confidence_below: float = _REVIEW_CONFIDENCE_BELOW
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,10 +6,12 @@ import csv
 import io
 import json
 from datetime import date, datetime, timezone
+from typing import Any, Dict, List, Tuple
 
 import pytest
 import sqlalchemy as sa
 
+from insights.review import unsure_query
 from insights.rollup import roll_up_day
 from insights.stats import (
     MAX_RANGE_DAYS,
@@ -22,13 +24,12 @@ from insights.stats import (
 )
 from insights.stores import (
     CASE_INDEXES,
+    CONFIDENCE_INDEX,
     TRACKER_INDEXES,
     Stores,
-    channel_of,
     ensure_indexes,
-    events_table,
 )
-from tests.insights.conftest import World, user, write_scenario
+from tests.insights.conftest import World, session, user, write_scenario
 
 DAY = date(2026, 11, 10)
 
@@ -190,8 +191,9 @@ async def test_the_indexes_are_created_once_and_rasa_columns_are_kept(
     cases.dispose()
 
 
-def test_the_channel_filter_reads_the_channel_index(tmp_path) -> None:
-    """The query's channel expression is the index's (SQLite's plan says so)."""
+def test_the_review_queue_reads_the_confidence_index(tmp_path) -> None:
+    """The query's confidence expression is the index's: with the review
+    queue's INDEXED BY, SQLite would refuse the query otherwise."""
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     with engine.begin() as connection:
         connection.execute(
@@ -202,20 +204,51 @@ def test_the_channel_filter_reads_the_channel_index(tmp_path) -> None:
             )
         )
     ensure_indexes(engine, TRACKER_INDEXES)
-    events = events_table.c
-    query = sa.select(sa.func.count()).where(
-        events.type_name == "user",
-        events.timestamp >= 0,
-        channel_of(engine) == "socketio",
-    )
+    query = unsure_query(engine, 0.9, 0.0)
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
     with engine.connect() as connection:
         plan = " ".join(
             str(row[-1])
             for row in connection.execute(sa.text("EXPLAIN QUERY PLAN " + sql))
         )
-    assert "ix_insights_events_user_channel" in plan, plan
+    assert CONFIDENCE_INDEX in plan, plan
     engine.dispose()
+
+
+async def test_what_a_client_puts_in_the_metadata_breaks_nothing(world: World) -> None:
+    """Metadata is the client's: NaN (which Python writes and PostgreSQL's json
+    refuses) or a key named input_channel must neither fail Rasa's insert (our
+    indexes run on it) nor the figures, nor move the conversation's channel."""
+    stats(world.stores, DAY, DAY)  # the indexes exist before Rasa writes
+    odd = user("借呗额度怎么没了", "jiebei_quota", 0.6, "2026-11-10 16:00:00", "rest")
+    odd.metadata = {"input_channel": "wecom", "score": float("nan")}
+    await world.conversation("conv_odd", [*session("2026-11-10 16:00:00"), odd])
+    assert "NaN" in world_event_data(world, "conv_odd")
+    for now in (datetime(2026, 11, 10, 17, tzinfo=timezone.utc), None):  # open, closed
+        rest = stats(world.stores, DAY, DAY, "rest", now=now)
+        assert rest["counts"]["conversations"] == 1, now
+        assert (
+            stats(world.stores, DAY, DAY, "wecom", now=now)["counts"]["user_messages"]
+            == 0
+        )
+    from insights.review import review_queue
+
+    assert [item.text for item in review_queue(world.stores, 0.82)] == [
+        "借呗额度怎么没了"
+    ]
+
+
+def world_event_data(world: World, sender: str) -> str:
+    engine = sa.create_engine(world.tracker_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT data FROM events WHERE sender_id = :s AND type_name = 'user'"
+            ),
+            {"s": sender},
+        ).all()
+    engine.dispose()
+    return " ".join(row[0] for row in rows)
 
 
 async def test_csv_tables(world: World) -> None:
@@ -285,6 +318,43 @@ def test_a_query_without_dates_is_the_last_30_days() -> None:
 )
 def test_handoff_reasons(summary, scam, reason) -> None:
     assert handoff_reason(summary, scam) == reason
+
+
+REASON_CASES: List[Tuple[Dict[str, Any], str]] = [
+    ({"steps_tried": []}, "requested"),
+    (
+        {
+            "steps_tried": [
+                {"code": "overdue", "answer": "done", "recheck": "confirmed"}
+            ]
+        },
+        "requested",
+    ),
+    (
+        {"steps_tried": [{"code": "overdue", "answer": "cannot", "recheck": None}]},
+        "after_failed_fix",
+    ),
+    (
+        {"steps_tried": [{"code": "overdue", "answer": "done", "recheck": "pending"}]},
+        "after_failed_fix",
+    ),
+    ({"scam_reported": True, "steps_tried": [{"answer": "cannot"}]}, "scam"),
+    # a user's words that look like the keys do not count: their quotes are escaped
+    ({"user_words": ['"answer": "cannot"', '"scam_reported": true']}, "requested"),
+]
+
+
+async def test_the_database_reads_the_handoff_reason_as_the_rule_says(
+    world: World,
+) -> None:
+    expected = {"scam": 0, "after_failed_fix": 0, "requested": 0}
+    for number, (fields, reason) in enumerate(REASON_CASES):
+        summary: Dict[str, Any] = {"conversation_id": f"c{number}", "steps_tried": []}
+        summary.update(fields)
+        assert handoff_reason(summary) == reason
+        world.case(f"c{number}", summary, "2026-11-10 10:00:00")
+        expected[reason] += 1
+    assert stats(world.stores, DAY, DAY)["handoff_reasons"] == expected
 
 
 def test_percentile_is_nearest_rank() -> None:
