@@ -8,8 +8,8 @@ agent: 403), the CSRF header on every change. Thin handlers over insights/:
   (insights/stats.py); a bad date or range is a 400.
 - ``GET /agent/api/stats.csv?table=...&from&to&channel``: one table as CSV,
   UTF-8 with a BOM (Excel reads it as UTF-8), as an attachment.
-- ``GET /agent/api/review?limit=``: the review queue (insights/review.py), most
-  frequent first, with the labels a reviewer may pick.
+- ``GET /agent/api/review?limit=&days=``: the review queue (insights/review.py),
+  most frequent first, with the labels a reviewer may pick.
 - ``POST /agent/api/review/{item_id}`` {label}: store a label with who and when.
 - ``GET /agent/api/review/summary``: how many were reviewed, and how the bot
   did on them before (the intents predicted then) and after (the model Rasa
@@ -28,7 +28,7 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
@@ -54,6 +54,8 @@ PAGES: Mapping[str, str] = {
 }
 DEFAULT_QUEUE_LIMIT = 100
 MAX_QUEUE_LIMIT = review.MAX_LIMIT
+# The queue's window: the last 30 days by default (review.DEFAULT_DAYS).
+MAX_QUEUE_DAYS = 400
 CSV_BOM = "\ufeff"
 # An item id of the review queue (insights/review.py item_id: hex).
 ITEM_ID = re.compile(r"^[0-9a-f]{1,64}$")
@@ -159,34 +161,38 @@ async def stats_csv(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit", str(DEFAULT_QUEUE_LIMIT))
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_QUEUE_LIMIT:
+def _whole(request: web.Request, name: str, default: int, most: int) -> int:
+    """A whole-number query parameter from 1 to ``most``, or a 400."""
+    raw = request.query.get(name, str(default))
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= most:
         fail(
             web.HTTPBadRequest,
-            f"limit 应为 1 到 {MAX_QUEUE_LIMIT} 的整数 "
-            f"(limit must be a whole number from 1 to {MAX_QUEUE_LIMIT})",
+            f"{name} 应为 1 到 {most} 的整数 "
+            f"({name} must be a whole number from 1 to {most})",
         )
     return int(raw)
 
 
 async def review_queue(request: web.Request) -> web.StreamResponse:
-    """GET review?limit=&reviewed=1|0: the queue, most frequent first.
+    """GET review?limit=&days=&reviewed=1|0: the queue, most frequent first.
 
-    Items labelled before are in it (with their label, who and when) unless
-    ``reviewed=0``.
+    The messages of the last ``days`` (default 30); items labelled before are
+    in it (with their label, who and when) unless ``reviewed=0``.
     """
     await supervisor(request)
     insights = request.app[INSIGHTS]
-    limit = _limit(request)
+    limit = _whole(request, "limit", DEFAULT_QUEUE_LIMIT, MAX_QUEUE_LIMIT)
+    days = _whole(request, "days", review.DEFAULT_DAYS, MAX_QUEUE_DAYS)
     include = request.query.get("reviewed", "1")
     if include not in ("0", "1"):
         fail(web.HTTPBadRequest, "reviewed 应为 0 或 1 (reviewed must be 0 or 1)")
+    since = datetime.now(timezone.utc) - timedelta(days=days)
     items = await off_loop(
         lambda: review.review_queue(
             insights.stores,
             insights.review_below,
             limit=limit,
+            since=since,
             include_reviewed=include == "1",
         )
     )

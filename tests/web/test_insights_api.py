@@ -305,6 +305,9 @@ async def test_bad_dates_and_ranges_are_400(client: TestClient, query: str) -> N
         "/agent/api/review?limit=100000",
         "/agent/api/review?limit=-1",
         "/agent/api/review?reviewed=maybe",
+        "/agent/api/review?days=0",
+        "/agent/api/review?days=401",
+        "/agent/api/review?days=1.5",
     ],
 )
 async def test_bad_parameters_are_400(client: TestClient, path: str) -> None:
@@ -507,6 +510,30 @@ async def test_a_label_is_stored_with_who_and_when(
         headers={"X-CSRF-Token": csrf},
     )
     assert (await response.json())["item"]["label"] == review.NOISE
+
+
+async def test_the_queue_covers_the_days_asked(
+    client: TestClient, tracker: Tracker
+) -> None:
+    tracker.user("u1", UNSURE, "nlu_fallback", 0.82)
+    old = time.time() - 10 * 24 * 3600
+    tracker.add(
+        "u0",
+        {
+            "event": "user",
+            "text": "十天前的一句",
+            "timestamp": old,
+            "parse_data": {"intent": {"name": "nlu_fallback", "confidence": 0.82}},
+        },
+    )
+    await sign_in(client, "sue")
+
+    async def texts(query: str) -> List[str]:
+        body = await (await client.get(f"/agent/api/review{query}")).json()
+        return sorted(item["text"] for item in body["items"])
+
+    assert await texts("") == sorted([UNSURE, "十天前的一句"])  # 30 days
+    assert await texts("?days=5") == [UNSURE]
 
 
 @BOTH_STORES
