@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timezone
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions.services.cases import cases_table
@@ -431,8 +431,3 @@ def _index_valid(engine: Engine, name: str) -> Optional[bool]:
             {"n": name},
         ).first()
     return None if row is None else bool(row[0])
-
-
-def read_all(connection: Connection, query: Any) -> List[Any]:
-    """All rows of ``query``."""
-    return list(connection.execute(query).all())
