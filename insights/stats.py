@@ -19,6 +19,7 @@ reads one of them; the channel's conversations are carried over in Python.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import math
@@ -509,32 +510,52 @@ def _outcome_figures(
             outcomes.outcome,
             outcomes.rating,
             _day_text(engine, outcomes.updated_at).label("day"),
+            outcomes.causes,
         ).where(where)
         inner = rows.subquery()
-        grouped = sa.select(
-            inner.c.outcome, inner.c.rating, inner.c.day, sa.func.count()
-        ).group_by(inner.c.outcome, inner.c.rating, inner.c.day)
-        by_causes = (
-            sa.select(outcomes.causes, sa.func.count())
-            .where(where)
-            .group_by(outcomes.causes)
-        )
+        if members is None:
+            # Two passes on the covering index, each with a small result.
+            grouped = sa.select(
+                inner.c.outcome,
+                inner.c.rating,
+                inner.c.day,
+                sa.literal_column("NULL"),
+                sa.func.count(),
+            ).group_by(inner.c.outcome, inner.c.rating, inner.c.day)
+            by_causes = (
+                sa.select(outcomes.causes, sa.func.count())
+                .where(where)
+                .group_by(outcomes.causes)
+            )
+        else:
+            # The channel's conversations are looked up once, in one pass.
+            grouped = sa.select(
+                inner.c.outcome,
+                inner.c.rating,
+                inner.c.day,
+                inner.c.causes,
+                sa.func.count(),
+            ).group_by(inner.c.outcome, inner.c.rating, inner.c.day, inner.c.causes)
+            by_causes = None
 
         def read(
             connection: sa.engine.Connection,
             grouped: Any = grouped,
             by: Any = by_causes,
         ) -> Tuple[List[Any], List[Any]]:
-            return (connection.execute(grouped).all(), connection.execute(by).all())
+            found = connection.execute(grouped).all()
+            return found, (connection.execute(by).all() if by is not None else [])
 
         outcome_rows, cause_rows = stores.read(engine, read)
-        for outcome, rating, day, count in outcome_rows:
+        for outcome, rating, day, cause_text, count in outcome_rows:
             if outcome not in OUTCOMES:
                 continue
             counts[outcome] += count
             per_day.setdefault(str(day)[:10], Counter())[outcome] += count
             if rating in RATINGS:
                 ratings[int(rating)] += count
+            if by_causes is None:
+                cause_rows.append((cause_text, count))
         for cause_text, count in cause_rows:
             for cause in _causes(cause_text):
                 causes[cause] += count
@@ -546,15 +567,16 @@ def _outcome_figures(
     }
 
 
-def _causes(text: Optional[str]) -> List[str]:
+@functools.lru_cache(maxsize=4096)
+def _causes(text: Optional[str]) -> Tuple[str, ...]:
     """The distinct cause codes of an outcome row (a JSON list)."""
     try:
         found = json.loads(text or "[]")
     except ValueError:
-        return []
+        return ()
     if not isinstance(found, list):
-        return []
-    return sorted({str(cause) for cause in found if cause})
+        return ()
+    return tuple(sorted({str(cause) for cause in found if cause}))
 
 
 def _day_text(engine: sa.engine.Engine, column: Any) -> Any:
@@ -613,28 +635,17 @@ def _case_figures(
             cases_table.c.created_at < db_time(engine, until),
             condition,
         )
-        inner = (
-            sa.select(_reason(engine).label("reason"))
+        # One row per case (thousands, not the outcomes' tens of thousands).
+        per_case = (
+            sa.select(_reason(engine), _reply_seconds(engine))
             .select_from(joined)
             .where(where)
-            .subquery()
         )
-        by_reason = sa.select(inner.c.reason, sa.func.count()).group_by(inner.c.reason)
-        replies = (
-            sa.select(_reply_seconds(engine))
-            .select_from(joined)
-            .where(where, status_table.c.first_reply_at.is_not(None))
-        )
-
-        def read(
-            connection: sa.engine.Connection, by: Any = by_reason, rs: Any = replies
-        ) -> Tuple[List[Any], List[Any]]:
-            return connection.execute(by).all(), connection.execute(rs).all()
-
-        reason_rows, reply_rows = stores.read(engine, read)
-        for reason, count in reason_rows:
-            reasons[str(reason)] += int(count)
-        waits += [round(float(row[0]), 3) for row in reply_rows if row[0] is not None]
+        rows = stores.read(engine, lambda c, q=per_case: c.execute(q).all())
+        for reason, seconds in rows:
+            reasons[str(reason)] += 1
+            if seconds is not None:
+                waits.append(round(float(seconds), 3))
     return {"reasons": reasons, "first_reply_waits": sorted(waits)}
 
 

@@ -28,6 +28,7 @@ from insights.stores import (
     TRACKER_INDEXES,
     Stores,
     ensure_indexes,
+    event_channel,
 )
 from tests.insights.conftest import World, session, user, write_scenario
 
@@ -421,3 +422,36 @@ def rolled_up(world: World) -> set:
         }
     engine.dispose()
     return found
+
+
+@pytest.mark.parametrize(
+    "event, channel",
+    [
+        (
+            {
+                "event": "user",
+                "text": 'x "input_channel": "y"',
+                "input_channel": "rest",
+            },
+            "rest",
+        ),
+        (
+            {
+                "event": "user",
+                "parse_data": {"metadata": {"input_channel": "wecom"}},
+                "input_channel": "socketio",
+                "metadata": {"input_channel": "wecom", "n": float("nan")},
+            },
+            "socketio",
+        ),
+        ({"event": "user", "input_channel": None}, None),
+        ({"event": "user", "input_channel": 'a"b'}, 'a"b'),
+        ({"event": "bot"}, None),
+    ],
+)
+def test_an_events_channel_is_its_top_level_key(event, channel) -> None:
+    assert event_channel(json.dumps(event)) == channel
+
+
+def test_an_unreadable_event_has_no_channel() -> None:
+    assert event_channel("not json") is None and event_channel(None) is None
