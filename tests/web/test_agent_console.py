@@ -19,7 +19,12 @@ from web.server import PageSettings, create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE = ROOT / "web" / "static" / "agent"
-FILES = [CONSOLE / "index.html", CONSOLE / "agent.js", CONSOLE / "agent.css"]
+FILES = [
+    CONSOLE / "index.html",
+    CONSOLE / "agent.js",
+    CONSOLE / "agent.css",
+    CONSOLE / "base.css",
+]
 
 
 @pytest.fixture
@@ -38,6 +43,7 @@ async def test_the_console_is_served_at_agent(client: TestClient) -> None:
     for path, content_type in [
         ("/agent/agent.js", "text/javascript; charset=utf-8"),
         ("/agent/agent.css", "text/css; charset=utf-8"),
+        ("/agent/base.css", "text/css; charset=utf-8"),
         ("/agent/index.html", "text/html; charset=utf-8"),
     ]:
         response = await client.get(path)
